@@ -1,0 +1,181 @@
+"""Candidate tables: one Parquet file per partition in a HATS catalog, and their export.
+
+Every row that reached the ensemble is kept, with each member's score and the mean, so a
+threshold can be changed after the scan. A partition with no survivors still gets its file,
+empty, with the full schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+
+from lensflow.catalog import leaf_path, write_atomic, write_catalog_metadata
+from lensflow.errors import LensflowError
+from lensflow.sky import HealpixPixel
+
+logger = logging.getLogger(__name__)
+
+ExportFormat = Literal["parquet", "fits", "csv", "hats"]
+EXPORT_FORMATS: tuple[str, ...] = ("parquet", "fits", "csv", "hats")
+CATALOG_NAME = "lensflow_candidates"
+
+
+def candidate_schema(members: Sequence[str]) -> pa.Schema:
+    """The candidate table's columns for an ensemble with these member names."""
+    fields = [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("ra", pa.float64()),
+        pa.field("dec", pa.float64()),
+        pa.field(SPATIAL_INDEX_COLUMN, pa.int64()),
+        pa.field("photometry_score", pa.float32()),
+        *[pa.field(f"score_{name}", pa.float32()) for name in members],
+        pa.field("ensemble_score", pa.float32()),
+        pa.field("model_versions", pa.string()),
+        pa.field("config_fingerprint", pa.string()),
+    ]
+    return pa.schema(fields)
+
+
+def candidate_table(
+    *,
+    ids: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    healpix_29: np.ndarray,
+    photometry_score: np.ndarray,
+    member_scores: Mapping[str, np.ndarray],
+    ensemble_score: np.ndarray,
+    model_versions: str,
+    fingerprint: str,
+) -> pa.Table:
+    """Assemble a partition's candidates, sorted by spatial index (the HATS order)."""
+    members = list(member_scores)
+    n = len(ids)
+    columns: dict[str, pa.Array] = {
+        "id": pa.array(ids, pa.int64()),
+        "ra": pa.array(ra, pa.float64()),
+        "dec": pa.array(dec, pa.float64()),
+        SPATIAL_INDEX_COLUMN: pa.array(healpix_29, pa.int64()),
+        "photometry_score": pa.array(photometry_score, pa.float32()),
+        **{f"score_{m}": pa.array(member_scores[m], pa.float32()) for m in members},
+        "ensemble_score": pa.array(ensemble_score, pa.float32()),
+        "model_versions": pa.array([model_versions] * n, pa.string()),
+        "config_fingerprint": pa.array([fingerprint] * n, pa.string()),
+    }
+    table = pa.table(columns, schema=candidate_schema(members))
+    order = np.lexsort((np.asarray(ids), np.asarray(healpix_29)))
+    return table.take(pa.array(order))
+
+
+def write_candidates(table: pa.Table, *, root: Path, pixel: HealpixPixel) -> tuple[Path, str]:
+    """Write a partition's candidate file atomically; returns its path and sha256."""
+    path = leaf_path(root, pixel)
+    return path, write_atomic(table, path)
+
+
+def finish_candidate_catalog(root: Path, pixels: Sequence[HealpixPixel]) -> int:
+    """Write the HATS metadata over the partitions done so far; returns the total rows."""
+    if not pixels:
+        return 0
+    total = sum(pq.ParquetFile(leaf_path(root, p)).metadata.num_rows for p in pixels)
+    write_catalog_metadata(
+        root,
+        name=CATALOG_NAME,
+        pixels=pixels,
+        ra_column="ra",
+        dec_column="dec",
+        total_rows=total,
+    )
+    return total
+
+
+def read_candidates(root: Path, pixels: Sequence[HealpixPixel]) -> pa.Table:
+    """Every candidate of the given partitions, in one table."""
+    tables = [pq.read_table(leaf_path(root, p)) for p in pixels]
+    if not tables:
+        raise LensflowError(f"{root}: no finished partitions to export; run `lensflow scan`")
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def rank(table: pa.Table, *, min_score: float) -> pa.Table:
+    """Candidates with ensemble_score >= min_score, best first (ties by id)."""
+    kept = table.filter(pc.greater_equal(table["ensemble_score"], min_score))
+    return kept.sort_by([("ensemble_score", "descending"), ("id", "ascending")])
+
+
+def export_candidates(
+    root: Path,
+    pixels: Sequence[HealpixPixel],
+    out: Path,
+    *,
+    fmt: ExportFormat,
+    min_score: float,
+) -> int:
+    """Export ranked candidates as Parquet, FITS, CSV or a HATS catalog; returns the row count."""
+    ranked = rank(read_candidates(root, pixels), min_score=min_score)
+    out = Path(out)
+    if fmt == "parquet":
+        write_atomic(ranked, out)
+    elif fmt == "csv":
+        _write_csv(ranked, out)
+    elif fmt == "fits":
+        _write_fits(ranked, out)
+    elif fmt == "hats":
+        _write_hats(ranked, out, pixels)
+    else:
+        raise LensflowError(f"unknown export format {fmt!r}; choose one of {EXPORT_FORMATS}")
+    logger.info("exported %d candidates to %s", ranked.num_rows, out)
+    return int(ranked.num_rows)
+
+
+def _write_csv(table: pa.Table, out: Path) -> None:
+    import pyarrow.csv as pcsv
+
+    from lensflow.catalog import fsync_directory
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pcsv.write_csv(table, tmp)
+    tmp.replace(out)
+    fsync_directory(out.parent)
+
+
+def _write_fits(table: pa.Table, out: Path) -> None:
+    from astropy.table import Table
+
+    from lensflow.catalog import fsync_directory
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    astropy_table = Table({name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names})
+    astropy_table["ra"].unit = "deg"
+    astropy_table["dec"].unit = "deg"
+    astropy_table.meta["EXTNAME"] = "CANDIDATES"
+    astropy_table.write(tmp, format="fits", overwrite=True)
+    tmp.replace(out)
+    fsync_directory(out.parent)
+
+
+def _write_hats(table: pa.Table, out: Path, pixels: Sequence[HealpixPixel]) -> None:
+    from lensflow.sky import pixels_of_index
+
+    index = table[SPATIAL_INDEX_COLUMN].to_numpy()
+    kept = []
+    for pixel in pixels:
+        rows = np.flatnonzero(pixels_of_index(index, pixel.order) == pixel.pixel)
+        part = table.take(pa.array(rows)).sort_by(SPATIAL_INDEX_COLUMN)
+        write_atomic(part, leaf_path(out, pixel))
+        kept.append(pixel)
+    write_catalog_metadata(
+        out, name=CATALOG_NAME, pixels=kept, ra_column="ra", dec_column="dec",
+        total_rows=table.num_rows,
+    )

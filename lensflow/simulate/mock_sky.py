@@ -1,0 +1,290 @@
+"""A mock LSST-like sky: a HATS catalog, its Zarr cutouts, the lens truth and a scan config.
+
+Sources fill a ~5 degree field with clustered positions (so partitions come at mixed orders),
+magnitudes from number-count laws, classes from the sky's natural mix, and `n_lenses` lens
+systems. Catalog photometry is measured from the same scenes the cutouts show. The imaging
+store holds cutouts of galaxies brighter than `cutout_mag_limit` (r) and of every lens, as a
+survey's cutout service covers its galaxy sample; a scan counts any row without a cutout.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import tomli_w
+from hats.pixel_math import partition_stats
+from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+
+from lensflow.catalog import healpix_29, leaf_path, write_atomic, write_catalog_metadata
+from lensflow.cutouts import create_store, write_group
+from lensflow.errors import SimulationError
+from lensflow.sky import HealpixPixel, pixels_of_index
+
+logger = logging.getLogger(__name__)
+
+BANDS = ("g", "r", "i", "z")
+FIELD_CENTRE_DEG = (150.0, 2.0)
+FIELD_RADIUS_DEG = 2.5
+ID_OFFSET = 1 << 60
+"""Ids start above 2**53, so an id that passed through float64 would show it."""
+
+
+class MockSky(NamedTuple):
+    root: Path
+    catalog: Path
+    cutouts: Path
+    truth: Path
+    config: Path
+    pixels: list[HealpixPixel]
+    lens_ids: np.ndarray
+
+
+def _positions(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered positions in the field: half uniform, half in a few Gaussian clumps (deg)."""
+    ra0, dec0 = FIELD_CENTRE_DEG
+    n_clumped = n // 2
+    centres = rng.uniform(-0.7, 0.7, size=(6, 2)) * FIELD_RADIUS_DEG
+    widths = rng.uniform(0.05, 0.3, size=6)
+    which = rng.integers(0, 6, size=n_clumped)
+    clumped = centres[which] + rng.normal(size=(n_clumped, 2)) * widths[which, None]
+    radius = FIELD_RADIUS_DEG * np.sqrt(rng.uniform(size=n - n_clumped))
+    angle = rng.uniform(0, 2 * np.pi, size=n - n_clumped)
+    uniform = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    offsets = np.concatenate([clumped, uniform])
+    dec = dec0 + offsets[:, 1]
+    ra = (ra0 + offsets[:, 0] / np.cos(np.radians(dec))) % 360.0
+    return ra, dec
+
+
+def _magnitudes_r(rng: np.random.Generator, kinds: np.ndarray) -> np.ndarray:
+    """r magnitudes from number counts: dN/dm ~ 10**(0.35 m) for galaxies, flatter for stars."""
+    mags = np.empty(kinds.size)
+    for slope, lo, hi, mask in (
+        (0.35, 17.0, 25.5, kinds != "star"),
+        (0.15, 15.5, 25.0, kinds == "star"),
+    ):
+        u = rng.uniform(size=int(mask.sum()))
+        a, b = 10 ** (slope * lo), 10 ** (slope * hi)
+        mags[mask] = np.log10(a + u * (b - a)) / slope
+    return mags
+
+
+def _catalog_rows(kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int) -> pd.DataFrame:
+    """Draw each source's scene and measure its catalog photometry."""
+    from lensflow.simulate import LSST_LIKE, draw_scene, observe_magnitudes
+
+    rows = []
+    for kind, mag_r, object_id in zip(kinds, mags_r, ids, strict=True):
+        scene = draw_scene(
+            str(kind), seed=(seed, int(object_id)), mag_r=None if kind == "lens" else float(mag_r)
+        )
+        rng = np.random.default_rng((seed, int(object_id), 1))
+        observed, errors = observe_magnitudes(scene, rng=rng, survey=LSST_LIKE)
+        fwhm = LSST_LIKE.psf_fwhm_arcsec["r"]
+        psf_excess = 2.5 * np.log10(1.0 + (scene.size_arcsec / (0.6 * fwhm)) ** 2) if scene.extended else 0.0
+        row = {"kind": scene.kind, "is_lens": scene.is_lens, "size": scene.size_arcsec}
+        for band in BANDS:
+            row[f"{band}KronMag"] = observed[band]
+            row[f"{band}KronMagErr"] = errors[band]
+            row[f"{band}PSFMag"] = observed[band] + psf_excess + rng.normal(0, errors[band] or 0.0)
+        row["extended"] = scene.extended
+        row["true_mag_r"] = scene.mag["r"]
+        row["params"] = dict(scene.params)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _render_partition(
+    store: Path, group: str, ids: np.ndarray, kinds: np.ndarray, mags_r: np.ndarray, seed: int
+) -> int:
+    """Render and write one partition's cutouts (a Dask task)."""
+    from lensflow.simulate import LSST_LIKE, draw_scene, render_scene
+
+    size = LSST_LIKE.cutout_size
+    images = np.empty((ids.size, len(LSST_LIKE.bands), size, size), dtype=np.float32)
+    for k, (object_id, kind, mag_r) in enumerate(zip(ids, kinds, mags_r, strict=True)):
+        scene = draw_scene(
+            str(kind), seed=(seed, int(object_id)), mag_r=None if kind == "lens" else float(mag_r)
+        )
+        images[k] = render_scene(scene, survey=LSST_LIKE)
+    write_group(store, group, ids=ids, images=images)
+    return int(ids.size)
+
+
+def make_mock_sky(
+    out: Path,
+    *,
+    n_sources: int,
+    n_lenses: int,
+    seed: int,
+    cutout_mag_limit: float = 23.0,
+    workers: int | None = None,
+    client: object | None = None,
+) -> MockSky:
+    """Write a mock sky under `out` (catalog/, cutouts.zarr, truth.parquet, scan.toml)."""
+    from lensflow.simulate import LSST_LIKE, NATURAL_MIX
+
+    if n_sources <= 0 or not 0 <= n_lenses <= n_sources:
+        raise SimulationError(f"need 0 <= lenses ({n_lenses}) <= sources ({n_sources}), sources > 0")
+    out = Path(out)
+    catalog_dir, store, truth_path = out / "catalog", out / "cutouts.zarr", out / "truth.parquet"
+    if catalog_dir.exists() or store.exists():
+        raise SimulationError(f"{out} already holds a mock sky; choose a new folder")
+    rng = np.random.default_rng(seed)
+    classes = np.array(list(NATURAL_MIX))
+    weights = np.array(list(NATURAL_MIX.values()), dtype=float)
+    kinds = rng.choice(classes, size=n_sources, p=weights / weights.sum()).astype(object)
+    kinds[rng.choice(n_sources, size=n_lenses, replace=False)] = "lens"
+    ids = ID_OFFSET + np.sort(rng.choice(1 << 40, size=n_sources, replace=False)).astype(np.int64)
+    ra, dec = _positions(rng, n_sources)
+    mags_r = _magnitudes_r(rng, kinds)
+
+    rows = _catalog_rows(kinds, mags_r, ids, seed)
+    frame = pd.DataFrame(
+        {
+            "objID": ids,
+            "raStack": ra,
+            "decStack": dec,
+            **{f"{b}KronMag": rows[f"{b}KronMag"].to_numpy() for b in BANDS},
+            **{f"{b}KronMagErr": rows[f"{b}KronMagErr"].to_numpy() for b in BANDS},
+            **{f"{b}PSFMag": rows[f"{b}PSFMag"].to_numpy() for b in BANDS},
+            "extendedness": rows["extended"].to_numpy().astype(np.float32),
+            "qualityFlag": np.where(rows["rKronMag"].to_numpy() < 16.5, 1, 0).astype(np.int16),
+        }
+    )
+    frame[SPATIAL_INDEX_COLUMN] = healpix_29(ra, dec)
+    pixels = _write_catalog(frame, catalog_dir)
+
+    create_store(
+        store,
+        bands=LSST_LIKE.bands,
+        pixel_scale_arcsec=LSST_LIKE.pixel_scale_arcsec,
+        psf_fwhm_arcsec={b: LSST_LIKE.psf_fwhm_arcsec[b] for b in LSST_LIKE.bands},
+        cutout_size=LSST_LIKE.cutout_size,
+        zero_point_ab=LSST_LIKE.zero_point_ab,
+    )
+    imaged = (rows["is_lens"].to_numpy()) | (
+        rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
+    )
+    _render_cutouts(store, frame, kinds, mags_r, imaged, pixels, seed, workers, client)
+
+    truth = pd.DataFrame(
+        {
+            "id": ids,
+            "class": rows["kind"].astype(str),
+            "is_lens": rows["is_lens"].astype(bool),
+            "has_cutout": imaged,
+            "true_mag_r": rows["true_mag_r"],
+        }
+    )
+    params = pd.DataFrame(list(rows["params"])).add_prefix("lens_")
+    truth = pd.concat([truth, params], axis=1)
+    write_atomic(pa.Table.from_pandas(truth, preserve_index=False), truth_path)
+    config_path = _write_config(out)
+    lens_ids = ids[rows["is_lens"].to_numpy()]
+    logger.info("mock sky: %d sources, %d lenses, %d cutouts", n_sources, lens_ids.size, int(imaged.sum()))
+    return MockSky(out, catalog_dir, store, truth_path, config_path, pixels, lens_ids)
+
+
+def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
+    """Partition rows at mixed orders as hats-import would and write the HATS layout."""
+    highest = 7
+    histogram = partition_stats.generate_histogram(
+        frame, highest_order=highest, ra_column="raStack", dec_column="decStack"
+    )
+    threshold = max(200, len(frame) // 10)
+    alignment = partition_stats.generate_alignment(
+        histogram, highest_order=highest, lowest_order=2, threshold=threshold, drop_empty_siblings=True
+    )
+    fine = pixels_of_index(frame[SPATIAL_INDEX_COLUMN].to_numpy(), highest)
+    destination = [alignment[p] for p in fine]
+    frame = frame.assign(
+        _order=[d[0] for d in destination], _pixel=[d[1] for d in destination]
+    ).sort_values(SPATIAL_INDEX_COLUMN)
+    pixels = []
+    for (order, number), part in frame.groupby(["_order", "_pixel"], sort=True):
+        pixel = HealpixPixel(int(order), int(number))
+        table = pa.Table.from_pandas(part.drop(columns=["_order", "_pixel"]), preserve_index=False)
+        write_atomic(table, leaf_path(root, pixel))
+        pixels.append(pixel)
+    write_catalog_metadata(
+        root, name="mock_sky", pixels=pixels, ra_column="raStack", dec_column="decStack",
+        total_rows=len(frame),
+    )
+    return pixels
+
+
+def _render_cutouts(
+    store: Path,
+    frame: pd.DataFrame,
+    kinds: np.ndarray,
+    mags_r: np.ndarray,
+    imaged: np.ndarray,
+    pixels: list[HealpixPixel],
+    seed: int,
+    workers: int | None,
+    client: object | None,
+) -> None:
+    """Render every partition's cutouts as one Dask task each (a local cluster by default)."""
+    index = frame[SPATIAL_INDEX_COLUMN].to_numpy()
+    ids_all = frame["objID"].to_numpy()
+    jobs = []
+    for pixel in pixels:
+        rows = np.flatnonzero((pixels_of_index(index, pixel.order) == pixel.pixel) & imaged)
+        group = f"Norder={pixel.order}/Npix={pixel.pixel}"
+        jobs.append((group, ids_all[rows], kinds[rows], mags_r[rows]))
+    if client is None:
+        from lensflow.config import ClusterConfig
+        from lensflow.scan.cluster import connect
+
+        with connect(ClusterConfig(n_workers=workers, dashboard=False)) as local:
+            _submit_renders(local, store, jobs, seed)
+    else:
+        _submit_renders(client, store, jobs, seed)
+
+
+def _submit_renders(client: object, store: Path, jobs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], seed: int) -> None:
+    from distributed import Client, as_completed
+    from rich.progress import Progress
+
+    assert isinstance(client, Client)
+    futures = [
+        client.submit(_render_partition, store, group, ids, kinds, mags, seed, key=f"render-{group}", pure=False)
+        for group, ids, kinds, mags in jobs
+    ]
+    with Progress(transient=True) as bar:
+        task = bar.add_task("rendering cutouts", total=sum(j[1].size for j in jobs))
+        for future in as_completed(futures):
+            bar.advance(task, future.result())
+
+
+def _write_config(out: Path) -> Path:
+    """The scan config for this sky, with the catalog's own column names."""
+    config = {
+        "catalog": {
+            "path": "catalog",
+            "columns": {
+                "id": "objID",
+                "ra": "raStack",
+                "dec": "decStack",
+                **{f"mag_{b}": f"{b}KronMag" for b in BANDS},
+                **{f"magerr_{b}": f"{b}KronMagErr" for b in BANDS},
+                "extendedness": "extendedness",
+                "flags": "qualityFlag",
+            },
+        },
+        "cuts": {
+            "expression": "rKronMag < 22.5 and rPSFMag - rKronMag > 0.05 and not isnan(gKronMag) "
+            "and qualityFlag == 0",
+        },
+        "cutouts": {"path": "cutouts.zarr"},
+        "output": {"path": "scan"},
+    }
+    path = out / "scan.toml"
+    path.write_text(tomli_w.dumps(config))
+    return path
