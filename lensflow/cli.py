@@ -26,7 +26,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 simulate_app = typer.Typer(help="Make mock skies, training sets and galleries.", no_args_is_help=True)
-train_app = typer.Typer(help="Train the shipped models (needs the [train] extra).", no_args_is_help=True)
+train_app = typer.Typer(help="Train the shipped models (needs the \\[train] extra).", no_args_is_help=True)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(train_app, name="train")
 

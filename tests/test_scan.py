@@ -1,0 +1,148 @@
+"""The scan end to end on a real multi-process LocalCluster: outputs, resume, rerun, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client
+
+from lensflow.catalog import leaf_path, open_catalog
+from lensflow.cutouts import create_store
+from lensflow.errors import ModelMismatchError, ScanStateError
+from lensflow.scan import rerun_scan, run_scan
+from lensflow.scan.state import read_markers
+from lensflow.simulate.mock_sky import MockSky
+from lensflow.sky import pixel_key
+from tests.scan_helpers import copy_sky, sky_config
+
+
+@pytest.fixture(scope="module")
+def scanned(mock_sky: MockSky, dask_client: Client, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("scan") / "scan"
+    outcome = run_scan(sky_config(mock_sky, output), client=dask_client)
+    assert outcome.failed == 0 and outcome.exit_status == 0
+    return output
+
+
+def _inodes(root: Path, sky: MockSky) -> dict[str, tuple[int, int]]:
+    result = {}
+    for pixel in sky.pixels:
+        stat = leaf_path(root, pixel).stat()
+        result[pixel_key(pixel)] = (stat.st_ino, stat.st_mtime_ns)
+    return result
+
+
+def test_every_partition_is_done_with_a_funnel(scanned: Path, mock_sky: MockSky) -> None:
+    markers = read_markers(scanned)
+    assert [m.pixel for m in markers] == sorted(
+        (pixel_key(p) for p in mock_sky.pixels), key=lambda k: tuple(map(int, k.split("/")))
+    )
+    assert all(m.status == "done" for m in markers)
+    assert sum(m.rows_read for m in markers) == 3_000
+    for m in markers:
+        assert m.rows_read >= m.rows_after_cuts >= m.rows_after_photometry >= m.candidates
+    manifest = json.loads((scanned / "manifest.json").read_text())
+    assert manifest["totals"]["done"] == len(mock_sky.pixels)
+
+
+def test_candidate_files_hold_every_scored_row(scanned: Path, mock_sky: MockSky) -> None:
+    catalog = open_catalog(mock_sky.catalog)
+    for marker in read_markers(scanned):
+        table = pq.read_table(scanned / marker.output)
+        assert table.num_rows == marker.rows_after_photometry - marker.rejected.get("missing_cutout", 0)
+        assert {"id", "ra", "dec", "_healpix_29", "photometry_score", "ensemble_score"} <= set(
+            table.column_names
+        )
+        members = [c for c in table.column_names if c.startswith("score_")]
+        assert len(members) >= 2
+        if table.num_rows:
+            mean = np.mean([table[c].to_numpy() for c in members], axis=0)
+            assert np.allclose(mean, table["ensemble_score"].to_numpy(), atol=1e-6)
+            assert set(table["config_fingerprint"].to_pylist()) == {marker.fingerprint}
+    assert catalog.pixels == tuple(sorted(mock_sky.pixels))
+
+
+def test_candidate_ids_are_catalog_ids(scanned: Path, mock_sky: MockSky) -> None:
+    truth = pq.read_table(mock_sky.truth, columns=["id"])["id"].to_numpy()
+    ids = np.concatenate(
+        [pq.read_table(leaf_path(scanned, p), columns=["id"])["id"].to_numpy() for p in mock_sky.pixels]
+    )
+    assert ids.dtype == np.int64 and np.isin(ids, truth).all()
+
+
+def test_lsdb_opens_and_cone_searches_the_output(scanned: Path) -> None:
+    lsdb = pytest.importorskip("lsdb")
+    catalog = lsdb.read_hats(scanned)
+    frame = catalog.compute()
+    assert len(frame) > 0
+    best = frame.sort_values("ensemble_score").iloc[-1]
+    found = catalog.cone_search(float(best["ra"]), float(best["dec"]), radius_arcsec=1.0).compute()
+    assert best["id"] in set(found["id"])
+
+
+def test_resume_skips_done_partitions_and_leaves_files_alone(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    before = _inodes(scanned, mock_sky)
+    outcome = run_scan(sky_config(mock_sky, scanned), client=dask_client)
+    assert outcome.ran == 0 and outcome.skipped == len(mock_sky.pixels)
+    assert _inodes(scanned, mock_sky) == before
+
+
+def test_rerun_rewrites_only_the_chosen_pixels(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    chosen = mock_sky.pixels[0]
+    before = _inodes(scanned, mock_sky)
+    digest_before = {m.pixel: m.sha256 for m in read_markers(scanned)}
+    outcome = rerun_scan(scanned, [chosen], client=dask_client)
+    assert outcome.ran == 1 and outcome.failed == 0
+    after = _inodes(scanned, mock_sky)
+    key = pixel_key(chosen)
+    assert after[key][0] != before[key][0], "the chosen pixel's file was replaced"
+    assert {k: v for k, v in after.items() if k != key} == {
+        k: v for k, v in before.items() if k != key
+    }
+    digest_after = {m.pixel: m.sha256 for m in read_markers(scanned)}
+    assert digest_after == digest_before, "a rerun writes the same bytes"
+    assert not list(scanned.rglob("*.tmp"))
+
+
+def test_changed_config_is_refused_with_the_difference(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    config = sky_config(mock_sky, scanned, cuts={"expression": "rKronMag < 21"})
+    with pytest.raises(ScanStateError, match=r"cuts: was .*rKronMag < 22\.5.*now 'rKronMag < 21'"):
+        run_scan(config, client=dask_client)
+
+
+def test_corrupt_partition_fails_only_its_pixel(
+    mock_sky: MockSky, dask_client: Client, tmp_path: Path
+) -> None:
+    sky = copy_sky(mock_sky, tmp_path / "sky")
+    bad = sky.pixels[1]
+    leaf = leaf_path(sky.catalog, bad)
+    leaf.write_bytes(b"PAR1" + os.urandom(2000))
+    outcome = run_scan(sky_config(sky, tmp_path / "scan"), client=dask_client)
+    assert outcome.failed == 1 and outcome.exit_status == 2
+    markers = {m.pixel: m for m in read_markers(tmp_path / "scan")}
+    failed = markers[pixel_key(bad)]
+    assert failed.status == "failed" and failed.error_kind == "bad_input"
+    assert pixel_key(bad) in failed.error and str(leaf.name) in failed.error
+    assert sum(m.status == "done" for m in markers.values()) == len(sky.pixels) - 1
+
+
+def test_model_that_does_not_fit_the_cutouts_is_refused_before_the_scan(
+    mock_sky: MockSky, dask_client: Client, tmp_path: Path
+) -> None:
+    store = tmp_path / "two_band.zarr"
+    create_store(store, bands="gr", pixel_scale_arcsec=0.2, psf_fwhm_arcsec={"g": 0.8, "r": 0.7}, cutout_size=64)
+    config = sky_config(mock_sky, tmp_path / "scan", cutouts={"path": store})
+    with pytest.raises(ModelMismatchError, match=r"expects bands \['g', 'r', 'i'\].*two_band\.zarr has bands \['g', 'r'\]"):
+        run_scan(config, client=dask_client)
+    assert not (tmp_path / "scan" / "markers").exists()
