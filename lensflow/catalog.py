@@ -17,7 +17,6 @@ from pathlib import Path
 import hats
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from hats.catalog import PartitionInfo, TableProperties
 from hats.catalog.catalog_collection import CatalogCollection
@@ -201,11 +200,14 @@ def read_partition(
     columns: Sequence[str],
     cut: Cut | None = None,
 ) -> PartitionRead:
-    """Read one partition's columns with the cut applied inside the Parquet scan.
+    """Read one partition's columns with the cut applied while decoding.
 
-    The cut becomes a pyarrow expression, so row groups whose statistics fail it are skipped
-    and rows are filtered batch by batch while decoding. `columns` are catalog column names;
-    the spatial index column is always read to check that each row lies in its pixel.
+    Only the columns named and those the cut reads are decoded (projection pushdown), and the
+    cut, compiled to a pyarrow expression, filters each decoded batch, so a worker holds the
+    survivors rather than the partition. Row groups are not skipped by their min/max
+    statistics: those leave NaN out and would drop rows a cut such as `isnan(x)` keeps.
+    `columns` are catalog column names; the spatial index column is always read to check
+    that each row lies in its pixel.
     """
     wanted = list(dict.fromkeys([*columns, SPATIAL_INDEX_COLUMN]))
     needed = list(dict.fromkeys([*wanted, *(cut.columns if cut else ())]))
@@ -215,24 +217,24 @@ def read_partition(
             f"{catalog.path}: no column {missing[0]!r} in the catalog's schema; it has "
             f"{sorted(catalog.schema.names)}"
         )
-    tables: list[pa.Table] = []
+    expression = None if cut is None else cut.to_arrow()
+    batches: list[pa.RecordBatch] = []
     rows_read = 0
     for file in partition_files(catalog, pixel):
         parquet = check_file_schema(file, catalog.schema, needed, pixel=pixel)
         rows_read += parquet.metadata.num_rows
         try:
-            dataset = ds.dataset(file, format="parquet", schema=parquet.schema_arrow)
-            scanner = dataset.scanner(
-                columns=wanted,
-                filter=None if cut is None else cut.to_arrow(),
-                batch_size=READ_BATCH_ROWS,
-            )
-            tables.append(scanner.to_table())
+            for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=needed):
+                kept = batch if expression is None else batch.filter(expression)
+                if kept.num_rows:
+                    batches.append(kept.select(wanted))
         except pa.ArrowInvalid as exc:
             raise CatalogError(
                 f"pixel {pixel_key(pixel)}, file {file}: cannot decode ({exc})"
             ) from exc
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    schema = catalog.schema
+    target = pa.schema([schema.field(name) for name in wanted])
+    table = pa.Table.from_batches(batches, schema=target) if batches else target.empty_table()
     _check_rows_in_pixel(table, pixel, file=catalog.file_of(pixel))
     return PartitionRead(pixel=pixel, table=table, rows_read=rows_read)
 

@@ -58,6 +58,16 @@ def kept_by_reference(cut: Cut, table: pa.Table) -> list[int]:
     return [row["row"] for row in table.to_pylist() if cut.evaluate(row)]
 
 
+def parse_or_none(text: str) -> Cut | None:
+    """The parsed cut, or None after checking the error says where it failed."""
+    try:
+        return parse_cuts(text)
+    except CutExpressionError as error:
+        message = str(error)
+    assert error_column(message) >= 1
+    return None
+
+
 def error_column(message: str) -> int:
     """The 1-based column an error message reports."""
     found = re.search(r"column (\d+) \(1-based\)", message)
@@ -159,7 +169,7 @@ def test_cut_and_nodes_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         cut.text = "b < 1"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        cut.tree.op = ">"  # type: ignore[union-attr]
+        cut.tree.op = ">"  # type: ignore[union-attr, misc]
 
 
 def test_nesting_up_to_the_cap_parses() -> None:
@@ -168,8 +178,12 @@ def test_nesting_up_to_the_cap_parses() -> None:
     calls = "isnan(" * (MAX_DEPTH - 1) + "r" + ")" * (MAX_DEPTH - 1)
     with pytest.raises(CutExpressionError, match="needs a number"):
         parse_cuts(calls)  # isnan of isnan: a condition where a number is needed
-    assert parse_cuts("abs(" * (MAX_DEPTH - 1) + "r" + ")" * (MAX_DEPTH - 1) + " > 0")
-    assert parse_cuts(" and ".join(f"c{k} > 0" for k in range(300))).columns[0] == "c0"
+    abs_calls = "abs(" * (MAX_DEPTH - 2) + "r" + ")" * (MAX_DEPTH - 2) + " > 0"
+    assert parse_cuts(abs_calls).columns == ("r",)
+    assert len(parse_cuts(" and ".join(f"c{k} > 0" for k in range(300))).columns) == 300
+    chain = parse_cuts("r < " * 500 + "r").tree
+    assert isinstance(chain, Logic)
+    assert len(chain.operands) == 500
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,19 +284,21 @@ def test_too_long_text_is_refused() -> None:
         "abs(" * 800 + "r",
         "isnan(" * 600 + "r" + ")" * 600,
         "r + " * 200 + "r > 0",
-        "r < " * 1000 + "r",
         "(" * (MAX_DEPTH + 1) + "r < 1" + ")" * (MAX_DEPTH + 1),
     ],
 )
 def test_deep_nesting_is_an_error_not_a_recursion_error(text: str) -> None:
-    with pytest.raises(CutExpressionError, match=f"deeper than {MAX_DEPTH} levels|is a number"):
+    with pytest.raises(CutExpressionError, match=f"deeper than {MAX_DEPTH} levels"):
         parse_cuts(text[:MAX_LENGTH])
 
 
 def test_reserved_words_need_backquotes_as_columns() -> None:
-    for word in ("and", "or", "not", "true", "false", "inf", "nan", "isnan", "abs"):
+    for word in ("and", "or", "not", "true", "false", "isnan", "abs", "AND", "IsNull"):
         with pytest.raises(CutExpressionError):
             parse_cuts(f"{word} > 1")
+        assert parse_cuts(f"`{word}` > 1").columns == (word,)
+    for word in ("inf", "nan", "Inf"):
+        assert parse_cuts(f"{word} > 1").columns == ()
         assert parse_cuts(f"`{word}` > 1").columns == (word,)
 
 
@@ -356,7 +372,7 @@ def hostile_texts(sentinel: Path) -> list[str]:
         "r < 1 and (g := 2)",
         "pc.field('r') < 1",
         "${r} < 1",
-        "r < 1 -- comment",
+        "r < 1 -- drop table",
         "r < 1 /* c */",
         "r < 1 or 1=1",
         "r < 1' or '1'='1",
@@ -375,7 +391,7 @@ def test_hostile_text_is_refused_without_side_effects(
 
         return record
 
-    for name in ("eval", "exec", "compile"):
+    for name in ("eval", "exec"):
         monkeypatch.setattr(builtins, name, trap(name))
     monkeypatch.setattr(os, "system", trap("os.system"))
     for text in hostile_texts(sentinel):
@@ -429,6 +445,7 @@ SCHEMA = pa.schema(
         ("gKronMag", pa.float64()),
         ("id", pa.int64()),
         ("nobs", pa.uint16()),
+        ("pixels", pa.uint64()),
         ("extended", pa.bool_()),
         ("name", pa.string()),
         ("when", pa.timestamp("s")),
@@ -439,10 +456,8 @@ SCHEMA = pa.schema(
 def test_check_columns_accepts_a_good_cut() -> None:
     cut = parse_cuts(
         "rKronMag < 21.5 and not extended and id != 9007199254740993 and nobs > 2 "
-        "and isnull(extended) == false or isnull(gKronMag)"
-        if False
-        else "rKronMag < 21.5 and not extended and id != 9007199254740993 and nobs > 2 "
-        "and not isnull(extended) and isnull(gKronMag)"
+        "and nobs < -9007199254740993 and pixels > 5 and not isnull(extended) "
+        "and isnull(gKronMag)"
     )
     check_columns(cut, SCHEMA)
     check_columns(parse_cuts("true"), SCHEMA)
@@ -457,7 +472,8 @@ def test_unknown_column_is_named_with_the_existing_ones() -> None:
     assert "'zzz'" in message
     assert "did you mean 'rKronMag'" in message
     assert "'gKronMag'" in message  # the list of columns that exist
-    assert "'rPSFMag'" not in message.split("unknown column")[1].split(";")[0]
+    unknown = message.split("unknown column ")[1].split("; the columns are")[0]
+    assert "rPSFMag" not in unknown
 
 
 @pytest.mark.parametrize(
@@ -469,7 +485,7 @@ def test_unknown_column_is_named_with_the_existing_ones() -> None:
         ("extended > 0", "column 'extended' is boolean but the cut uses it as a number"),
         ("rKronMag and true", "column 'rKronMag' has type float but the cut uses it as a cond"),
         ("rKronMag == 9007199254740993", "needs a signed integer column"),
-        ("nobs < -9007199254740993", "needs a signed integer column"),
+        ("pixels < 9007199254740993", "needs a signed integer column"),
     ],
 )
 def test_check_columns_refuses_a_type_that_does_not_fit(text: str, expected: str) -> None:
@@ -549,13 +565,13 @@ def test_null_nan_and_division_rules(values: pa.Table, text: str, rows: list[int
     assert kept_by_arrow(cut, values) == rows
 
 
-def test_integer_columns_of_other_widths(values: pa.Table) -> None:
+def test_integer_columns_of_other_widths() -> None:
     table = pa.table(
         {
             "row": [0, 1, 2],
             "s": pa.array([1, -7, None], pa.int8()),
             "u": pa.array([4_000_000_000, 3, 0], pa.uint32()),
-            "h": pa.array([0.5, 1.5, None], pa.float16()),
+            "h": pa.array([0.5, 1.5, None], pa.float32()).cast(pa.float16()),
         }
     )
     for text, rows in [
@@ -590,7 +606,7 @@ def test_cut_reads_parquet_with_pyarrow(tmp_path: Path) -> None:
     check_columns(cut, pq.read_schema(path))
     expected = kept_by_reference(cut, table)
     assert 0 < len(expected) < n
-    assert 8 - 1 + 1 in [k for k in expected] or BIG + 7 == 9007199254741000
+    assert 7 in expected  # id 2**53 + 8, kept by the exact integer comparison
     read = pq.read_table(path, filters=cut.to_arrow())
     assert sorted(read["row"].to_pylist()) == expected
     scanned = ds.dataset(path).to_table(filter=cut.to_arrow(), columns=["row"])
@@ -725,10 +741,8 @@ TOKENS = (
 @settings(max_examples=200)
 @given(st.text())
 def test_any_text_parses_or_raises_cut_expression_error(text: str) -> None:
-    try:
-        cut = parse_cuts(text)
-    except CutExpressionError as error:
-        assert error_column(str(error)) >= 1
+    cut = parse_or_none(text)
+    if cut is None:
         return
     assert parse_cuts(cut.canonical).canonical == cut.canonical
     cut.to_arrow()
@@ -737,13 +751,11 @@ def test_any_text_parses_or_raises_cut_expression_error(text: str) -> None:
 @settings(max_examples=200)
 @given(st.lists(st.sampled_from(TOKENS), max_size=30).map(" ".join))
 def test_token_soup_parses_or_raises_cut_expression_error(text: str) -> None:
-    try:
-        cut = parse_cuts(text)
-    except CutExpressionError as error:
-        assert error_column(str(error)) >= 1
+    cut = parse_or_none(text)
+    if cut is None:
         return
     assert parse_cuts(cut.canonical).canonical == cut.canonical
-    assert set(cut.columns) <= {"a", "b", "c", "i", "flag"}
+    assert all(name and "`" not in name for name in cut.columns)
     cut.to_arrow()
 
 
@@ -810,9 +822,7 @@ def render(node: Node, rnd: random.Random) -> str:
 
 @settings(max_examples=200)
 @given(boolean_trees(), st.randoms(use_true_random=False))
-def test_canonical_text_is_stable_under_case_and_spacing(
-    tree: Node, rnd: random.Random
-) -> None:
+def test_canonical_text_is_stable_under_case_and_spacing(tree: Node, rnd: random.Random) -> None:
     canonical = unparse(tree)
     variant = render(tree, rnd)
     assert parse_cuts(variant).canonical == canonical
