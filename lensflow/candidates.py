@@ -156,7 +156,11 @@ def _write_fits(table: pa.Table, out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    astropy_table = Table({name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names})
+    columns = {}
+    for name in table.column_names:
+        values = table[name].to_numpy(zero_copy_only=False)
+        columns[name] = values.astype(str) if pa.types.is_string(table[name].type) else values
+    astropy_table = Table(columns)
     astropy_table["ra"].unit = "deg"
     astropy_table["dec"].unit = "deg"
     astropy_table.meta["EXTNAME"] = "CANDIDATES"

@@ -52,8 +52,10 @@ Workers = Annotated[int | None, typer.Option(help="Worker processes of the local
 def _logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("distributed", "tornado", "bokeh"):
+    for noisy in ("distributed", "tornado"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # The dashboard listens on 127.0.0.1 only; bokeh's note on websocket origins is noise here.
+    logging.getLogger("bokeh").setLevel(logging.ERROR)
 
 
 def _fail(exc: LensflowError) -> typer.Exit:

@@ -186,3 +186,14 @@ def test_spatial_index_maps_to_pixels(imported_catalog: Path) -> None:
     for pixel in catalog.pixels:
         table = read_partition(pixel, catalog=catalog, columns=["objID"]).table
         assert np.all(pixels_of_index(table["_healpix_29"].to_numpy(), pixel.order) == pixel.pixel)
+
+
+def test_nan_rows_survive_a_cut_that_keeps_them(imported_catalog: Path) -> None:
+    """Missing magnitudes (NaN or null) are kept by a cut that asks for them."""
+    catalog = open_catalog(imported_catalog)
+    cut = parse_cuts("isnan(gKronMag) or isnull(gKronMag)")
+    kept = sum(
+        read_partition(p, catalog=catalog, columns=["objID"], cut=cut).table.num_rows
+        for p in catalog.pixels
+    )
+    assert kept == int(survey_frame(4_000, seed=3).gKronMag.isna().sum()) == 80

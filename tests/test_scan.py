@@ -146,3 +146,75 @@ def test_model_that_does_not_fit_the_cutouts_is_refused_before_the_scan(
     with pytest.raises(ModelMismatchError, match=r"expects bands \['g', 'r', 'i'\].*two_band\.zarr has bands \['g', 'r'\]"):
         run_scan(config, client=dask_client)
     assert not (tmp_path / "scan" / "markers").exists()
+
+
+def test_a_hats_import_catalog_with_its_own_column_names_scans_the_same(
+    scanned: Path, mock_sky: MockSky, dask_client: Client, tmp_path: Path
+) -> None:
+    """Re-partition the sky with hats-import under other column names: same candidates, same scores."""
+    import pyarrow as pa
+    from hats_import.catalog.arguments import ImportArguments
+    from hats_import.pipeline import pipeline_with_client
+
+    from lensflow.config import ScanConfig
+    from lensflow.cutouts import list_groups, open_store, read_group, write_group
+
+    names = {"objID": "object_id", "raStack": "ra_deg", "decStack": "dec_deg", "rKronMag": "r_kron"}
+    table = pq.read_table(mock_sky.catalog / "dataset").drop_columns(["_healpix_29"])
+    table = table.rename_columns([names.get(n, n) for n in table.column_names])
+    pq.write_table(table, tmp_path / "input.parquet")
+    pipeline_with_client(
+        ImportArguments(
+            output_artifact_name="resorted",
+            input_file_list=[str(tmp_path / "input.parquet")],
+            file_reader="parquet",
+            ra_column="ra_deg",
+            dec_column="dec_deg",
+            output_path=str(tmp_path),
+            pixel_threshold=700,
+            highest_healpix_order=8,
+            progress_bar=False,
+            tmp_dir=str(tmp_path / "tmp"),
+        ),
+        dask_client,
+    )
+    catalog = open_catalog(tmp_path / "resorted")
+    assert set(catalog.pixels) != set(mock_sky.pixels), "the import should partition differently"
+
+    info = open_store(mock_sky.cutouts)
+    ids, images = zip(*(read_group(mock_sky.cutouts, g) for g in list_groups(mock_sky.cutouts)), strict=True)
+    all_ids, all_images = np.concatenate(ids), np.concatenate(images)
+    store = tmp_path / "cutouts.zarr"
+    create_store(store, bands=info.bands, pixel_scale_arcsec=info.pixel_scale_arcsec,
+                 psf_fwhm_arcsec=info.psf_fwhm_arcsec, cutout_size=info.cutout_size)
+    for pixel in catalog.pixels:
+        pixel_ids = pq.read_table(leaf_path(catalog.path, pixel), columns=["object_id"])["object_id"].to_numpy()
+        keep = np.isin(all_ids, pixel_ids)
+        write_group(store, f"Norder={pixel.order}/Npix={pixel.pixel}", ids=all_ids[keep], images=all_images[keep])
+
+    original = ScanConfig.from_toml(mock_sky.config)
+    columns = {k: names.get(v, v) for k, v in original.catalog.columns.mapped().items()}
+    expression = original.cuts.expression
+    for old, new in names.items():
+        expression = expression.replace(old, new)
+    config = ScanConfig.from_dict(
+        {
+            "catalog": {"path": str(catalog.path), "columns": columns},
+            "cuts": {"expression": expression},
+            "cutouts": {"path": str(store)},
+            "output": {"path": str(tmp_path / "scan")},
+        },
+        base=tmp_path,
+    )
+    outcome = run_scan(config, client=dask_client)
+    assert outcome.failed == 0
+
+    def scores(root: Path) -> dict[int, float]:
+        table = pa.concat_tables(
+            [pq.read_table(root / m.output) for m in read_markers(root)]
+        )
+        return dict(zip(table["id"].to_pylist(), table["ensemble_score"].to_pylist(), strict=True))
+
+    before, after = scores(scanned), scores(tmp_path / "scan")
+    assert before.keys() == after.keys() and len(before) > 0
+    assert max(abs(before[k] - after[k]) for k in before) < 1e-5

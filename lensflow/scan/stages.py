@@ -23,8 +23,8 @@ from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
 from lensflow.candidates import candidate_table, write_candidates
 from lensflow.catalog import Catalog, read_partition
 from lensflow.config import BANDS, ScanConfig
-from lensflow.cuts import Cut
 from lensflow.cutouts import read_cutouts
+from lensflow.cuts import Cut
 from lensflow.ensemble import score_cutouts
 from lensflow.errors import LensflowError
 from lensflow.photometry import photometry_features, score_photometry
@@ -205,20 +205,16 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
     rejected = dict(survivors.rejected)
     group = f"Norder={pixel.order}/Npix={pixel.pixel}"
     ids = table["id"].to_numpy()
-    if ids.size:
-        cutouts = read_cutouts(context.config.cutouts.path, group, ids)
-    else:
-        cutouts = None
+    cutouts = read_cutouts(context.config.cutouts.path, group, ids) if ids.size else None
     members = [m.name for m in context.manifest.ensemble.members]
-    if cutouts is None or cutouts.ids.size == 0:
-        found_ids = np.empty(0, np.int64)
-        images = np.empty((0, 1, 1, 1), np.float32)
+    if cutouts is None:
+        found_ids, images = np.empty(0, np.int64), np.empty((0, 0, 0, 0), np.float32)
     else:
         found_ids, images = cutouts.ids, cutouts.images
-    if cutouts is not None and cutouts.missing.size:
-        rejected["missing_cutout"] = int(cutouts.missing.size)
-    finite = np.isfinite(images).reshape(images.shape[0], -1).all(axis=1)
-    if (~finite).any():
+        if cutouts.missing.size:
+            rejected["missing_cutout"] = int(cutouts.missing.size)
+    finite = np.isfinite(images).all(axis=(1, 2, 3))
+    if not finite.all():
         rejected["bad_cutout"] = int((~finite).sum())
         found_ids, images = found_ids[finite], images[finite]
     scores = score_cutouts(images, manifest=context.manifest, batch=context.config.ensemble.batch_size)

@@ -1,0 +1,1 @@
+"""Benchmarks: each lensflow stage beside the bare library doing the same work."""
