@@ -1,0 +1,41 @@
+"""Lens physics, scenes (lenses and the non-lenses that fool lens finders), training sets."""
+
+from lensflow.simulate.gallery import make_gallery
+from lensflow.simulate.scenes import (
+    CLASSES,
+    DEFAULT_CRITERIA,
+    LENS_PARAMS,
+    NATURAL_MIX,
+    NON_LENS_CLASSES,
+    TRAINING_MIX,
+    LensCriteria,
+    Scene,
+    draw_scene,
+    noiseless_image,
+    observe_magnitudes,
+    render_scene,
+    simulate_cutouts,
+)
+from lensflow.simulate.survey import LSST_LIKE, Survey
+from lensflow.simulate.training_set import TrainingSet, make_training_set
+
+__all__ = [
+    "CLASSES",
+    "DEFAULT_CRITERIA",
+    "LENS_PARAMS",
+    "LSST_LIKE",
+    "NATURAL_MIX",
+    "NON_LENS_CLASSES",
+    "TRAINING_MIX",
+    "LensCriteria",
+    "Scene",
+    "Survey",
+    "TrainingSet",
+    "draw_scene",
+    "make_gallery",
+    "make_training_set",
+    "noiseless_image",
+    "observe_magnitudes",
+    "render_scene",
+    "simulate_cutouts",
+]

@@ -1,0 +1,231 @@
+"""Labelled training sets: simulated cutouts in a Zarr store and their labels in Parquet.
+
+Object k of a set has id k and is seeded (seed, k), and the classes are assigned from the seed
+before any chunking, so a set is the same bit for bit whatever the chunk size, the number of Dask
+workers or the order in which chunks finish. Each chunk writes its own group ("chunk-000012").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lensflow.errors import SimulationError
+from lensflow.simulate.scenes import (
+    DEFAULT_CRITERIA,
+    LENS_PARAMS,
+    NON_LENS_CLASSES,
+    TRAINING_MIX,
+    LensCriteria,
+    Scene,
+    simulate_cutouts,
+)
+from lensflow.simulate.survey import LSST_LIKE, Survey
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+logger = logging.getLogger(__name__)
+
+LabelRow = dict[str, Any]
+
+
+class TrainingSet(NamedTuple):
+    """Where a training set was written and what it holds."""
+
+    store: Path
+    labels: Path
+    n_lenses: int
+    n_non_lenses: int
+
+
+def label_schema(survey: Survey = LSST_LIKE) -> pa.Schema:
+    """Labels: id, is_lens, class, true magnitudes and size, lens parameters (null otherwise)."""
+    fields = [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("is_lens", pa.bool_(), nullable=False),
+        pa.field("class", pa.string(), nullable=False),
+        pa.field("size_arcsec", pa.float64()),
+    ]
+    fields += [pa.field(f"mag_{b}", pa.float64()) for b in survey.catalog_bands]
+    fields += [pa.field(name, pa.float64()) for name in LENS_PARAMS]
+    return pa.schema(fields)
+
+
+def label_row(ident: int, scene: Scene, survey: Survey = LSST_LIKE) -> LabelRow:
+    """One labels row of a scene (see label_schema)."""
+    row: LabelRow = {
+        "id": int(ident),
+        "is_lens": bool(scene.is_lens),
+        "class": scene.kind,
+        "size_arcsec": float(scene.size_arcsec),
+    }
+    for band in survey.catalog_bands:
+        row[f"mag_{band}"] = float(scene.mag[band])
+    for name in LENS_PARAMS:
+        row[name] = float(scene.params[name]) if scene.is_lens else None
+    return row
+
+
+def _normalised_mix(mix: Mapping[str, float]) -> tuple[list[str], npt.NDArray[np.float64]]:
+    unknown = sorted(set(mix) - set(NON_LENS_CLASSES))
+    if unknown:
+        raise SimulationError(
+            f"mix names unknown non-lens classes {unknown}; known {list(NON_LENS_CLASSES)}"
+        )
+    names = [c for c in NON_LENS_CLASSES if mix.get(c, 0.0) > 0.0]
+    weights = np.array([float(mix[c]) for c in names])
+    if not names or not np.all(np.isfinite(weights)) or any(v < 0 for v in mix.values()):
+        raise SimulationError(f"mix needs non-negative, finite weights with a positive sum: {mix}")
+    return names, weights / weights.sum()
+
+
+def plan_classes(
+    n_lenses: int, n_non_lenses: int, *, seed: int, mix: Mapping[str, float] = TRAINING_MIX
+) -> list[str]:
+    """The class of each id 0..N-1: lenses and non-lenses (drawn from mix) shuffled by seed."""
+    if n_lenses < 0 or n_non_lenses < 0 or n_lenses + n_non_lenses == 0:
+        raise SimulationError(
+            f"need n_lenses >= 0 and n_non_lenses >= 0, not both 0 ({n_lenses}, {n_non_lenses})"
+        )
+    rng = np.random.default_rng(np.random.SeedSequence([seed], spawn_key=(0x6D6978,)))
+    kinds = ["lens"] * n_lenses
+    if n_non_lenses:
+        names, p = _normalised_mix(mix)
+        kinds += [names[i] for i in rng.choice(len(names), size=n_non_lenses, p=p)]
+    order = rng.permutation(len(kinds))
+    return [kinds[i] for i in order]
+
+
+def simulate_chunk(
+    store: Path,
+    group: str,
+    kinds: Sequence[str],
+    ids: npt.ArrayLike,
+    *,
+    seed: int,
+    survey: Survey = LSST_LIKE,
+    criteria: LensCriteria = DEFAULT_CRITERIA,
+) -> list[LabelRow]:
+    """Simulate one chunk, write it as a group of the store, return its label rows (a task)."""
+    from lensflow.cutouts import write_group
+
+    id_array = np.asarray(ids, dtype=np.int64)
+    scenes, images = simulate_cutouts(kinds, id_array, seed=seed, survey=survey, criteria=criteria)
+    write_group(Path(store), group, ids=id_array, images=images)
+    return [label_row(int(i), s, survey) for i, s in zip(id_array.tolist(), scenes, strict=True)]
+
+
+def _write_labels(path: Path, rows: list[LabelRow], survey: Survey) -> None:
+    rows = sorted(rows, key=lambda r: int(r["id"]))
+    table = pa.Table.from_pylist(rows, schema=label_schema(survey))
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    with tmp.open("rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def make_training_set(
+    out: Path,
+    *,
+    n_lenses: int,
+    n_non_lenses: int,
+    seed: int,
+    survey: Survey = LSST_LIKE,
+    mix: Mapping[str, float] | None = None,
+    client: Client | None = None,
+    chunk_size: int = 512,
+    criteria: LensCriteria = DEFAULT_CRITERIA,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> TrainingSet:
+    """Simulate a labelled set into out/cutouts.zarr and out/labels.parquet.
+
+    Non-lens classes follow `mix` (default TRAINING_MIX, the confusing classes boosted). With a
+    Dask client, chunks of `chunk_size` ids run as tasks (each writes its group); otherwise they
+    run here. The result does not depend on the chunking or the cluster.
+    """
+    from lensflow.cutouts import create_store
+
+    if chunk_size < 1:
+        raise SimulationError(f"chunk_size must be >= 1, got {chunk_size}")
+    kinds = plan_classes(
+        n_lenses, n_non_lenses, seed=seed, mix=TRAINING_MIX if mix is None else mix
+    )
+    out = Path(out)
+    store, labels = out / "cutouts.zarr", out / "labels.parquet"
+    if not overwrite and (store.exists() or labels.exists()):
+        raise SimulationError(
+            f"{out} already holds a training set; pass overwrite=True or choose a new folder"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    create_store(
+        store,
+        bands=survey.bands,
+        pixel_scale_arcsec=survey.pixel_scale_arcsec,
+        psf_fwhm_arcsec={b: survey.psf_fwhm_arcsec[b] for b in survey.bands},
+        cutout_size=survey.cutout_size,
+        zero_point_ab=survey.zero_point_ab,
+        overwrite=True,
+    )
+    ids = np.arange(len(kinds), dtype=np.int64)
+    n_chunks = math.ceil(len(kinds) / chunk_size)
+    chunks = [
+        (
+            f"chunk-{c:06d}",
+            kinds[c * chunk_size : (c + 1) * chunk_size],
+            ids[c * chunk_size : (c + 1) * chunk_size],
+        )
+        for c in range(n_chunks)
+    ]
+    rows: list[LabelRow] = []
+    from rich.progress import Progress
+
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"simulating {len(kinds)} cutouts", total=len(kinds))
+        if client is None:
+            for group, chunk_kinds, chunk_ids in chunks:
+                rows += simulate_chunk(
+                    store,
+                    group,
+                    chunk_kinds,
+                    chunk_ids,
+                    seed=seed,
+                    survey=survey,
+                    criteria=criteria,
+                )
+                bar.advance(task, len(chunk_ids))
+        else:
+            from dask.base import tokenize
+            from distributed import as_completed
+
+            token = tokenize(str(store.resolve()), seed, survey, criteria, kinds, chunk_size)
+            futures = client.map(
+                simulate_chunk,
+                [store] * n_chunks,
+                [c[0] for c in chunks],
+                [c[1] for c in chunks],
+                [c[2] for c in chunks],
+                seed=seed,
+                survey=survey,
+                criteria=criteria,
+                key=[f"simulate-chunk-{token}-{c:06d}" for c in range(n_chunks)],
+            )
+            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+                part = future.result()
+                rows += part
+                bar.advance(task, len(part))
+                future.release()
+    _write_labels(labels, rows, survey)
+    logger.info("training set: %d lenses + %d non-lenses -> %s", n_lenses, n_non_lenses, out)
+    return TrainingSet(store=store, labels=labels, n_lenses=n_lenses, n_non_lenses=n_non_lenses)

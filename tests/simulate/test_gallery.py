@@ -1,0 +1,35 @@
+"""The gallery PNG: one row per class of asinh RGB composites."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image as mpimg
+
+from lensflow.errors import SimulationError
+from lensflow.simulate import CLASSES, make_gallery
+from lensflow.simulate.gallery import asinh_rgb, gallery_shape
+
+
+def test_gallery_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
+    path = make_gallery(tmp_path / "docs" / "gallery.png", seed=0, per_class=2)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = mpimg.imread(path)
+    assert pixels.shape[:2] == gallery_shape(2, len(CLASSES))
+    assert pixels.shape[2] in (3, 4)
+    assert pixels[..., :3].std() > 0.05
+
+
+def test_asinh_rgb_maps_i_r_g_to_red_green_blue_with_y_up() -> None:
+    image = np.zeros((3, 16, 16), dtype=np.float32)
+    image[2, 15, 3] = 500.0  # i band, top row (largest y)
+    image[0, 0, 8] = 500.0  # g band, bottom row
+    rgb = asinh_rgb(image, bands=("g", "r", "i"))
+    assert rgb.shape == (16, 16, 3)
+    assert rgb.min() >= 0.0 and rgb.max() <= 1.0
+    assert rgb[0, 3, 0] > 0.5 and rgb[0, 3, 1] == 0.0 and rgb[0, 3, 2] == 0.0
+    assert rgb[15, 8, 2] > 0.5 and rgb[15, 8, 0] == 0.0
+    with pytest.raises(SimulationError, match="RGB composite"):
+        asinh_rgb(image, bands=("u", "g", "r"))

@@ -1,0 +1,159 @@
+"""Training sets: Zarr cutouts and Parquet labels, the same in-process and on a Dask cluster."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lensflow.cutouts import list_groups, open_store, read_group
+from lensflow.errors import SimulationError
+from lensflow.simulate import (
+    LENS_PARAMS,
+    LSST_LIKE,
+    NATURAL_MIX,
+    NON_LENS_CLASSES,
+    TrainingSet,
+    make_training_set,
+    simulate_cutouts,
+)
+from lensflow.simulate.training_set import label_schema, plan_classes
+
+N_LENSES, N_NON_LENSES, SEED = 16, 48, 11
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> TrainingSet:
+    out = tmp_path_factory.mktemp("set") / "in-process"
+    return make_training_set(
+        out, n_lenses=N_LENSES, n_non_lenses=N_NON_LENSES, seed=SEED, chunk_size=20
+    )
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[object]:
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(  # type: ignore[no-untyped-call]
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,  # type: ignore[no-untyped-call]
+    ):
+        yield client
+
+
+def _read_all(store: Path) -> tuple[np.ndarray, np.ndarray]:
+    parts = [read_group(store, group) for group in list_groups(store)]
+    ids = np.concatenate([p[0] for p in parts])
+    images = np.concatenate([p[1] for p in parts])
+    order = np.argsort(ids)
+    return ids[order], images[order]
+
+
+def test_store_holds_every_cutout_once(in_process: TrainingSet) -> None:
+    assert in_process.store.name == "cutouts.zarr"
+    assert in_process.labels.name == "labels.parquet"
+    assert (in_process.n_lenses, in_process.n_non_lenses) == (N_LENSES, N_NON_LENSES)
+    groups = list_groups(in_process.store)
+    assert groups == [f"chunk-{k:06d}" for k in range(4)]
+    ids, images = _read_all(in_process.store)
+    np.testing.assert_array_equal(ids, np.arange(N_LENSES + N_NON_LENSES))
+    assert images.dtype == np.float32
+    assert images.shape == (N_LENSES + N_NON_LENSES, 3, 64, 64)
+    assert np.all(np.isfinite(images))
+    info = open_store(in_process.store)
+    assert info.bands == LSST_LIKE.bands
+    assert info.cutout_size == 64
+    assert info.pixel_scale_arcsec == 0.2
+    assert info.units == "nJy"
+    assert dict(info.psf_fwhm_arcsec) == {"g": 0.85, "r": 0.75, "i": 0.70}
+
+
+def test_labels_schema_and_content(in_process: TrainingSet) -> None:
+    table = pq.read_table(in_process.labels)
+    assert table.schema.field("id").type == pa.int64()
+    assert table.schema.field("is_lens").type == pa.bool_()
+    assert table.schema.field("class").type == pa.string()
+    for name in LENS_PARAMS:
+        assert table.schema.field(name).type == pa.float64()
+    assert table.schema.equals(label_schema(), check_metadata=False)
+    labels = table.to_pydict()
+    assert labels["id"] == list(range(N_LENSES + N_NON_LENSES))
+    assert sum(labels["is_lens"]) == N_LENSES
+    for k, is_lens in enumerate(labels["is_lens"]):
+        assert (labels["class"][k] == "lens") == is_lens
+        assert labels["class"][k] in ("lens", *NON_LENS_CLASSES)
+        for name in LENS_PARAMS:
+            assert (labels[name][k] is not None) == is_lens
+    thetas = [t for t in labels["theta_e"] if t is not None]
+    assert all(0.6 <= t <= 3.0 for t in thetas)
+    for k, kind in enumerate(labels["class"]):
+        mags = [labels[f"mag_{b}"][k] for b in LSST_LIKE.bands]
+        if kind == "artefact":  # an artefact may sit in one band only (infinite elsewhere)
+            assert any(np.isfinite(mags))
+        else:
+            assert all(np.isfinite(mags))
+
+
+def test_set_equals_the_same_ids_simulated_directly(in_process: TrainingSet) -> None:
+    labels = pq.read_table(in_process.labels).to_pydict()
+    ids, images = _read_all(in_process.store)
+    pick = [0, 5, 17, 63]
+    scenes, direct = simulate_cutouts([labels["class"][k] for k in pick], ids[pick], seed=SEED)
+    np.testing.assert_array_equal(direct, images[pick])
+    for k, scene in zip(pick, scenes, strict=True):
+        assert labels["mag_r"][k] == scene.mag["r"]
+
+
+def test_dask_cluster_builds_the_same_set(
+    in_process: TrainingSet, dask_client: object, tmp_path: Path
+) -> None:
+    made = make_training_set(
+        tmp_path / "on-dask",
+        n_lenses=N_LENSES,
+        n_non_lenses=N_NON_LENSES,
+        seed=SEED,
+        chunk_size=7,
+        client=dask_client,  # type: ignore[arg-type]
+    )
+    assert len(list_groups(made.store)) == 10
+    ids_a, images_a = _read_all(in_process.store)
+    ids_b, images_b = _read_all(made.store)
+    np.testing.assert_array_equal(ids_a, ids_b)
+    np.testing.assert_array_equal(images_a, images_b)
+    assert pq.read_table(in_process.labels).equals(pq.read_table(made.labels))
+
+
+def test_an_existing_set_is_not_overwritten(in_process: TrainingSet) -> None:
+    with pytest.raises(SimulationError, match="already holds"):
+        make_training_set(in_process.store.parent, n_lenses=1, n_non_lenses=1, seed=0)
+
+
+def test_class_plan_follows_the_mix() -> None:
+    kinds = plan_classes(100, 4000, seed=3, mix=NATURAL_MIX)
+    assert kinds == plan_classes(100, 4000, seed=3, mix=NATURAL_MIX)
+    assert kinds.count("lens") == 100
+    spirals = kinds.count("spiral") / 4000
+    assert spirals == pytest.approx(NATURAL_MIX["spiral"], abs=0.03)
+    only = plan_classes(0, 50, seed=3, mix={"ring": 1.0})
+    assert set(only) == {"ring"}
+
+
+def test_bad_mixes_and_sizes_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SimulationError, match="unknown non-lens classes"):
+        plan_classes(1, 10, seed=0, mix={"lens": 1.0})
+    with pytest.raises(SimulationError, match="positive sum"):
+        plan_classes(1, 10, seed=0, mix={"ring": 0.0})
+    with pytest.raises(SimulationError, match="not both 0"):
+        plan_classes(0, 0, seed=0)
+    with pytest.raises(SimulationError, match="chunk_size"):
+        make_training_set(tmp_path / "x", n_lenses=1, n_non_lenses=1, seed=0, chunk_size=0)
