@@ -60,7 +60,9 @@ def test_export_ranks_by_ensemble_score(cli_scan: Path, tmp_path: Path, fmt: str
 
         table = Table.read(out)
         scores = np.asarray(table["ensemble_score"])
-        assert table["id"].dtype == np.int64
+        assert table["id"].dtype.kind == "i" and table["id"].dtype.itemsize == 8
+        ids = set(pq.read_table(cli_scan / "dataset")["id"].to_pylist())
+        assert {int(i) for i in table["id"]} <= ids, "ids must survive FITS exactly"
     else:
         lsdb = pytest.importorskip("lsdb")
         frame = lsdb.read_hats(out).compute()
