@@ -37,8 +37,8 @@ def test_any_text_parses_or_raises_pixel_error(text: str) -> None:
 
 def test_spatial_index_to_pixel() -> None:
     import numpy as np
-    from hats.pixel_math.spatial_index import compute_spatial_index
     from hats.pixel_math.healpix_shim import radec2pix
+    from hats.pixel_math.spatial_index import compute_spatial_index
 
     ra, dec = np.array([10.0, 200.0, 359.9]), np.array([-45.0, 0.0, 89.0])
     index = compute_spatial_index(ra, dec)
