@@ -344,6 +344,80 @@ def simulate_gallery(
     console.print(f"gallery -> {path}")
 
 
+@train_app.command("photometry")
+def train_photometry_command(
+    config: Annotated[Path, typer.Option(help="Photometry training config (TOML).", exists=True)],
+    verbose: Verbose = 1,
+) -> None:
+    """Train the photometry gate on simulated catalogs, choose its threshold, export ONNX."""
+    from lensflow.train import train_photometry
+
+    _logging(verbose)
+    try:
+        manifest = train_photometry(config)
+    except LensflowError as exc:
+        raise _fail(exc) from None
+    console.print(f"photometry model written; manifest {manifest}")
+
+
+@train_app.command("ensemble")
+def train_ensemble_command(
+    config: Annotated[Path, typer.Option(help="Ensemble training config (TOML).", exists=True)],
+    verbose: Verbose = 1,
+) -> None:
+    """Train the CNN members (resuming from checkpoints), evaluate them, export ONNX."""
+    from lensflow.train import train_ensemble
+
+    _logging(verbose)
+    try:
+        manifest = train_ensemble(config)
+    except LensflowError as exc:
+        raise _fail(exc) from None
+    console.print(f"ensemble written; manifest {manifest}")
+
+
+@app.command()
+def evaluate(
+    store: Annotated[Path, typer.Argument(help="A cutout store (Zarr v3, any groups).")],
+    labels: Annotated[Path, typer.Argument(help="Parquet with id (int64) and is_lens (bool).")],
+    models: Annotated[Path | None, typer.Option(help="Models manifest (default: shipped).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
+    plots: Annotated[Path | None, typer.Option(help="Folder for ROC and score PNGs.")] = None,
+) -> None:
+    """AUROC, TPR0 and TPR10 per member and for the ensemble, with the numbers of lenses and
+    non-lenses (TPR0 and TPR10 depend on how many non-lenses were scored)."""
+    from lensflow.evaluate import evaluate_store, write_plots, write_report_json
+
+    try:
+        report = evaluate_store(store, labels, manifest=models)
+        data = report.as_dict()
+        if json_out is not None:
+            write_report_json(report, json_out)
+        if plots is not None:
+            write_plots(report, plots)
+    except LensflowError as exc:
+        raise _fail(exc) from None
+    table = Table(title=f"{store}")
+    for column in ("scorer", "AUROC", "TPR0", "TPR10", "lenses", "non-lenses"):
+        table.add_column(column, justify="left" if column == "scorer" else "right")
+    for name, metrics in data.items():
+        table.add_row(
+            name,
+            f"{metrics['auroc']:.4f}",
+            f"{metrics['tpr0']:.3f}",
+            f"{metrics['tpr10']:.3f}",
+            f"{metrics['n_lenses']:,}",
+            f"{metrics['n_non_lenses']:,}",
+        )
+    console.print(table)
+    fpr = data["ensemble"].get("fpr_by_class")
+    if fpr:
+        console.print(
+            "false-positive rate by class at the ensemble threshold: "
+            + ", ".join(f"{k} {v:.2%}" for k, v in sorted(fpr.items(), key=lambda kv: -kv[1]))
+        )
+
+
 def main() -> None:
     """Entry point that maps unexpected failures to exit status 1."""
     try:

@@ -1,0 +1,183 @@
+"""Training configs (TOML, validated): what to simulate, what to train, where to write it.
+
+Torch-free, so a config can be read and checked where the [train] extra is not installed.
+Relative paths in a TOML file are relative to that file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lensflow.errors import ConfigError, LensflowError
+
+Device = Literal["cpu", "cuda", "auto"]
+Architecture = Literal["resnet", "mobilenet", "attention"]
+
+
+class TrainingError(LensflowError):
+    """Training cannot run or resume (torch absent, checkpoint from another config)."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _read_toml(cls: type[_Frozen], path: Path) -> Any:
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no training config here") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        config = cls.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: invalid training config:\n{exc}") from exc
+    return config.model_copy(update=_rebased(config, path.parent))
+
+
+def _rebased(model: BaseModel, base: Path) -> dict[str, Any]:
+    """Fields holding relative paths (also in nested configs), made relative to base."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, Path) and not value.is_absolute():
+            update[name] = base / value
+        elif isinstance(value, BaseModel):
+            update[name] = value.model_copy(update=_rebased(value, base))
+    return update
+
+
+class CutoutSet(_Frozen):
+    """A labelled cutout set: an existing store, or one simulated with make_training_set.
+
+    With `store` set, that store and `labels` (default: labels.parquet beside it) are used;
+    otherwise the set is simulated into `folder` (default: the run's work folder) once and
+    reused while the spec is unchanged.
+    """
+
+    n_lenses: int = Field(default=4000, gt=0)
+    n_non_lenses: int = Field(default=12000, gt=0)
+    seed: int = 1
+    mix: Literal["training", "natural"] = "training"
+    store: Path | None = None
+    labels: Path | None = None
+    folder: Path | None = None
+
+    def spec(self) -> dict[str, Any]:
+        """The set's description copied into the manifest (counts, seed, mix or store path)."""
+        if self.store is not None:
+            return {"store": str(self.store)}
+        return {
+            "n_lenses": self.n_lenses,
+            "n_non_lenses": self.n_non_lenses,
+            "seed": self.seed,
+            "mix": self.mix,
+        }
+
+
+class MemberConfig(_Frozen):
+    """One ensemble member: its manifest name, architecture and seed."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    architecture: Architecture
+    seed: int = 0
+    epochs: int | None = Field(default=None, gt=0)
+    lr: float | None = Field(default=None, gt=0.0)
+
+
+class TrainConfig(_Frozen):
+    """`lensflow train ensemble --config train.toml`: CNN members, trained and exported."""
+
+    members: tuple[MemberConfig, ...] = Field(min_length=1)
+    training_set: CutoutSet = CutoutSet()
+    test_set: CutoutSet | None = CutoutSet(n_lenses=1000, n_non_lenses=5000, seed=2)
+    validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    epochs: int = Field(default=10, gt=0)
+    patience: int = Field(default=3, gt=0)
+    batch_size: int = Field(default=64, gt=0)
+    lr: float = Field(default=1e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    device: Device = "auto"
+    threads: int | None = Field(default=None, gt=0)
+    simulation_workers: int = Field(default=1, gt=0)
+    work: Path = Path("training")
+    checkpoints: Path | None = None
+    output: Path = Path("models")
+    reports: Path | None = None
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    version: str = "1"
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"member names repeat: {names}")
+        return self
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrainConfig:
+        """Read and validate a TOML config; relative paths are relative to the file."""
+        config: TrainConfig = _read_toml(cls, path)
+        return config
+
+    @property
+    def checkpoint_folder(self) -> Path:
+        """Where per-epoch checkpoints go (default: work/checkpoints)."""
+        return self.checkpoints if self.checkpoints is not None else self.work / "checkpoints"
+
+    @property
+    def report_folder(self) -> Path:
+        """Where the evaluation JSON and plots go (default: work/reports)."""
+        return self.reports if self.reports is not None else self.work / "reports"
+
+
+class CatalogCuts(_Frozen):
+    """The catalog cuts in front of the photometry gate (what it is trained to see).
+
+    Rows need all four magnitudes; the defaults are the mock sky's scan cuts (extended,
+    16.5 <= r < 22.5).
+    """
+
+    extended: bool = True
+    min_mag_r: float = 16.5
+    max_mag_r: float = 22.5
+
+
+class PhotometryConfig(_Frozen):
+    """`lensflow train photometry --config photometry.toml`: the catalog-gate MLP."""
+
+    name: str = "photometry_mlp"
+    n_lenses: int = Field(default=4_000, gt=0)
+    n_non_lenses: int = Field(default=40_000, gt=0)
+    seed: int = 11
+    n_test_lenses: int = Field(default=1_000, gt=0)
+    n_test_non_lenses: int = Field(default=20_000, gt=0)
+    test_seed: int = 12
+    cuts: CatalogCuts = CatalogCuts()
+    hidden: tuple[int, ...] = (64, 64)
+    validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
+    epochs: int = Field(default=40, gt=0)
+    patience: int = Field(default=5, gt=0)
+    batch_size: int = Field(default=1024, gt=0)
+    lr: float = Field(default=3e-3, gt=0.0)
+    weight_decay: float = Field(default=1e-4, ge=0.0)
+    completeness: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_kept_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
+    device: Device = "cpu"
+    threads: int | None = Field(default=None, gt=0)
+    output: Path = Path("models")
+    reports: Path = Path("training/reports")
+    version: str = "1"
+
+    @classmethod
+    def from_toml(cls, path: Path) -> PhotometryConfig:
+        """Read and validate a TOML config; relative paths are relative to the file."""
+        config: PhotometryConfig = _read_toml(cls, path)
+        return config

@@ -1,0 +1,218 @@
+"""Training data: labelled cutout stores in memory, augmentation, simulated catalogs.
+
+Cutout sets are made by the simulator (`make_training_set`) once and reused while their spec
+is unchanged; the photometry gate learns from simulated catalog magnitudes of lens systems
+and of the galaxies that pass the catalog cuts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lensflow.cutouts import StoreInfo, list_groups, open_store, read_group
+from lensflow.evaluate import Labels, check_same_ids, read_labels
+from lensflow.train.config import CatalogCuts, CutoutSet, TrainingError
+
+logger = logging.getLogger(__name__)
+
+CATALOG_BANDS = ("g", "r", "i", "z")
+"""The photometry gate's magnitude order."""
+
+
+@dataclass(frozen=True)
+class LabelledCutouts:
+    """A labelled cutout set in memory: images float32 (N, bands, H, W) nJy, labels by row."""
+
+    images: np.ndarray
+    labels: Labels
+    info: StoreInfo
+
+    def subset(self, rows: np.ndarray) -> LabelledCutouts:
+        """The rows given (int indices), in that order."""
+        classes = self.labels.classes
+        return LabelledCutouts(
+            images=self.images[rows],
+            labels=Labels(
+                ids=self.labels.ids[rows],
+                is_lens=self.labels.is_lens[rows],
+                classes=None if classes is None else classes[rows],
+            ),
+            info=self.info,
+        )
+
+
+def ensure_cutout_set(
+    spec: CutoutSet, default_folder: Path, *, workers: int = 1
+) -> tuple[Path, Path]:
+    """Paths (store, labels) of a cutout set, simulating it first unless it exists already.
+
+    With workers > 1 the simulation runs on a local Dask cluster of that many processes.
+    """
+    if spec.store is not None:
+        labels = spec.labels if spec.labels is not None else spec.store.parent / "labels.parquet"
+        return spec.store, labels
+    from lensflow.simulate import NATURAL_MIX, TRAINING_MIX, make_training_set
+
+    folder = spec.folder if spec.folder is not None else default_folder
+    stamp = folder / "spec.json"
+    wanted = spec.spec()
+    if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == wanted:
+        made = json.loads(stamp.read_text())
+        return Path(made["store"]), Path(made["labels"])
+    stamp.unlink(missing_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    logger.info("simulating %s into %s", wanted, folder)
+    options: dict[str, Any] = {
+        "n_lenses": spec.n_lenses,
+        "n_non_lenses": spec.n_non_lenses,
+        "seed": spec.seed,
+        "mix": TRAINING_MIX if spec.mix == "training" else NATURAL_MIX,
+        "overwrite": True,
+        "progress": False,
+    }
+    if workers > 1:
+        from lensflow.config import ClusterConfig
+        from lensflow.scan.cluster import connect
+
+        with connect(ClusterConfig(n_workers=workers, dashboard=False)) as client:
+            made_set = make_training_set(folder, client=client, **options)
+    else:
+        made_set = make_training_set(folder, **options)
+    store, labels = Path(made_set.store), Path(made_set.labels)
+    stamp.write_text(
+        json.dumps({"spec": wanted, "store": str(store), "labels": str(labels)}, indent=2)
+    )
+    return store, labels
+
+
+def load_cutouts(store: Path, labels: Path) -> LabelledCutouts:
+    """Every cutout of a store (all groups) with its label, sorted by id."""
+    store, labels = Path(store), Path(labels)
+    info = open_store(store)
+    parts = [read_group(store, group) for group in list_groups(store)]
+    ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
+    order = np.argsort(ids, kind="stable")
+    truth = read_labels(labels)
+    check_same_ids(ids[order], truth, store=store, path=labels)
+    images = np.concatenate([p[1] for p in parts])[order] if parts else np.empty((0, 0, 0, 0))
+    return LabelledCutouts(images=images.astype(np.float32, copy=False), labels=truth, info=info)
+
+
+def split_validation(
+    is_lens: np.ndarray, *, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows (train, validation), stratified: `fraction` of the lenses and of the non-lenses."""
+    rng = np.random.default_rng(seed)
+    train: list[np.ndarray] = []
+    val: list[np.ndarray] = []
+    for rows in (np.flatnonzero(is_lens), np.flatnonzero(~is_lens)):
+        rows = rng.permutation(rows)
+        n_val = max(1, round(fraction * rows.size))
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def augment(images: Tensor, generator: torch.Generator) -> Tensor:
+    """Random 90-degree rotations and flips, one draw per cutout; images (N, C, H, W), H = W."""
+    n = images.shape[0]
+    turns = torch.randint(0, 4, (n,), generator=generator)
+    flip = torch.randint(0, 2, (n,), generator=generator).bool()
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    out = images.clone()
+    for k in (1, 2, 3):
+        chosen = turns == k
+        if chosen.any():
+            out[chosen] = torch.rot90(images[chosen], k, dims=(-2, -1))
+    return out
+
+
+def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[np.ndarray]:
+    """Shuffled row indices of an epoch, in batches (the last may be short)."""
+    order = torch.randperm(n, generator=generator).numpy()
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Simulated catalog rows that passed the cuts.
+
+    mags float32 (N, 4) AB in g, r, i, z as the catalog measures them; is_lens bool (N,);
+    classes str (N,). drawn / passed: how many of each class were drawn and kept by the cuts.
+    """
+
+    mags: np.ndarray
+    is_lens: np.ndarray
+    classes: np.ndarray
+    drawn: Mapping[str, int]
+    passed: Mapping[str, int]
+
+
+def passes_cuts(mags: Mapping[str, float], extended: bool, cuts: CatalogCuts) -> bool:
+    """Whether a measured source passes the catalog cuts (all bands measured, r range, extent)."""
+    if not all(np.isfinite(mags[b]) for b in CATALOG_BANDS):
+        return False
+    if cuts.extended and not extended:
+        return False
+    return cuts.min_mag_r <= mags["r"] < cuts.max_mag_r
+
+
+def simulate_catalog(
+    *, n_lenses: int, n_non_lenses: int, seed: int, cuts: CatalogCuts, max_draws: int = 50
+) -> Catalog:
+    """Catalog magnitudes of lens systems and of natural-mix non-lenses passing the cuts.
+
+    Draws scenes one by one (seeded by (seed, class index, draw)) at the simulator's own
+    magnitude laws, measures them as a catalog would (observe_magnitudes) and keeps those
+    passing the cuts, until each side has its count; gives up after max_draws x the count.
+    """
+    from lensflow.simulate import CLASSES, NATURAL_MIX, draw_scene, observe_magnitudes
+
+    rng = np.random.default_rng([seed, 0])
+    contaminants = [c for c in NATURAL_MIX if c != "lens"]
+    weights = np.array([NATURAL_MIX[c] for c in contaminants], dtype=np.float64)
+    weights /= weights.sum()
+    rows: list[list[float]] = []
+    is_lens: list[bool] = []
+    classes: list[str] = []
+    drawn: dict[str, int] = {}
+    passed: dict[str, int] = {}
+    class_index = {name: i for i, name in enumerate(CLASSES)}
+    for lens_side, wanted in ((True, n_lenses), (False, n_non_lenses)):
+        kept = 0
+        draws = 0
+        while kept < wanted:
+            if draws >= max_draws * wanted:
+                raise TrainingError(
+                    f"only {kept} of {wanted} {'lenses' if lens_side else 'non-lenses'} passed "
+                    f"the cuts {cuts} in {draws} draws"
+                )
+            kind = "lens" if lens_side else str(rng.choice(contaminants, p=weights))
+            scene = draw_scene(kind, seed=(seed, class_index[kind], draws))
+            mags, _ = observe_magnitudes(scene, rng=rng)
+            draws += 1
+            drawn[kind] = drawn.get(kind, 0) + 1
+            if not passes_cuts(mags, bool(scene.extended), cuts):
+                continue
+            passed[kind] = passed.get(kind, 0) + 1
+            rows.append([float(mags[b]) for b in CATALOG_BANDS])
+            is_lens.append(lens_side)
+            classes.append(kind)
+            kept += 1
+    return Catalog(
+        mags=np.asarray(rows, dtype=np.float32).reshape(-1, len(CATALOG_BANDS)),
+        is_lens=np.asarray(is_lens, dtype=bool),
+        classes=np.asarray(classes, dtype=object),
+        drawn=drawn,
+        passed=passed,
+    )

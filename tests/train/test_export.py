@@ -1,0 +1,128 @@
+"""ONNX export: ONNX Runtime agrees with torch, the batch is dynamic, the manifest validates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from lensflow.errors import ModelMismatchError
+from lensflow.registry import load_manifest, sha256_of
+from lensflow.train.config import TrainingError
+from lensflow.train.export import check_onnx, export_onnx, write_manifest
+from lensflow.train.models import ARCHITECTURES, PhotometryMLP, build_cnn
+
+
+def _run(path: Path, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: x})
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_cnn_export_agrees_with_torch_at_any_batch(architecture: str, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    model = build_cnn(architecture, ("g", "r", "i"))  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    example = (rng.normal(size=(2, 3, 64, 64)) * 30).astype(np.float32)
+    path = tmp_path / f"{architecture}.onnx"
+    worst = export_onnx(model, path, kind="cnn", example=example)
+    assert worst <= 1e-4
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "images"
+    assert session.get_outputs()[0].name == "probability"
+    assert not isinstance(session.get_inputs()[0].shape[0], int)
+    for batch in (1, 5):
+        x = (rng.normal(size=(batch, 3, 64, 64)) * 100).astype(np.float32)
+        out = _run(path, x)
+        assert out.shape == (batch,)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
+    assert path.stat().st_size < 2_000_000
+
+
+def test_photometry_export_agrees_with_torch(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    model = PhotometryMLP()
+    rng = np.random.default_rng(1)
+    mags = rng.uniform(19, 25, size=(500, 4)).astype(np.float32)
+    model.fit_normalisation(torch.from_numpy(mags))
+    path = tmp_path / "photometry.onnx"
+    export_onnx(model, path, kind="photometry", example=mags[:8], check=[mags])
+    for batch in (1, 5):
+        out = _run(path, mags[:batch])
+        with torch.no_grad():
+            expected = model(torch.from_numpy(mags[:batch])).numpy()
+        np.testing.assert_allclose(out, expected, atol=1e-4, rtol=0)
+
+
+def test_a_graph_that_disagrees_is_refused(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    model = PhotometryMLP()
+    mags = np.random.default_rng(2).uniform(19, 25, size=(16, 4)).astype(np.float32)
+    path = tmp_path / "photometry.onnx"
+    export_onnx(model, path, kind="photometry", example=mags)
+    last = model.net[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.bias += 1.0
+    with pytest.raises(ModelMismatchError, match="differ"):
+        check_onnx(model, path, [mags])
+
+
+def _entries(tmp_path: Path) -> tuple[dict[str, object], dict[str, object]]:
+    torch.manual_seed(4)
+    mags = np.random.default_rng(3).uniform(19, 25, size=(16, 4)).astype(np.float32)
+    export_onnx(PhotometryMLP(), tmp_path / "p.onnx", kind="photometry", example=mags)
+    images = np.zeros((2, 3, 64, 64), np.float32)
+    export_onnx(build_cnn("attention", "gri"), tmp_path / "a.onnx", kind="cnn", example=images)
+    photometry = {
+        "name": "p",
+        "file": "p.onnx",
+        "sha256": sha256_of(tmp_path / "p.onnx"),
+        "threshold": np.float32(0.25),
+        "features": ["mag_g", "mag_r", "mag_i", "mag_z"],
+        "training": {"seed": 1, "nothing": None},
+        "metrics": {"n_lenses": np.int64(3), "n_non_lenses": 7},
+    }
+    member = {
+        "name": "a",
+        "file": "a.onnx",
+        "sha256": sha256_of(tmp_path / "a.onnx"),
+        "bands": ["g", "r", "i"],
+        "size": 64,
+        "pixel_scale_arcsec": 0.2,
+        "units": "nJy",
+        "flops": 123,
+        "metrics": {"auroc": 0.5, "n_lenses": 1, "n_non_lenses": 2},
+    }
+    return photometry, member
+
+
+def test_manifest_entries_merge_and_validate(tmp_path: Path) -> None:
+    photometry, member = _entries(tmp_path)
+    path = tmp_path / "manifest.toml"
+    write_manifest(path, members=[member], threshold=0.5)  # half a manifest: sections validated
+    write_manifest(path, photometry=photometry)
+    manifest = load_manifest(path, verify=True)
+    assert manifest.photometry.threshold == pytest.approx(0.25)
+    assert manifest.photometry.metrics["n_lenses"] == 3
+    assert "nothing" not in manifest.photometry.training
+    renamed = {**member, "name": "b"}
+    write_manifest(path, members=[renamed, {**member, "flops": 456}], ensemble_metrics={"x": 1})
+    manifest = load_manifest(path, verify=True)
+    assert [(m.name, m.flops) for m in manifest.ensemble.members] == [("a", 456), ("b", 123)]
+    assert manifest.ensemble.threshold == 0.5
+    assert manifest.ensemble.metrics == {"x": 1}
+
+
+def test_manifest_entries_that_do_not_validate_are_refused(tmp_path: Path) -> None:
+    photometry, _ = _entries(tmp_path)
+    with pytest.raises(TrainingError, match="threshold"):
+        write_manifest(tmp_path / "manifest.toml", photometry={**photometry, "threshold": 2.0})
+    assert not (tmp_path / "manifest.toml").exists()
