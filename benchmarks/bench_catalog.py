@@ -15,7 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from benchmarks.common import best_seconds, machine, write_result
-from lensflow.catalog import healpix_29, leaf_path, open_catalog, read_partition, write_catalog_metadata
+from lensflow.catalog import (
+    healpix_29,
+    leaf_path,
+    open_catalog,
+    read_partition,
+    write_catalog_metadata,
+)
 from lensflow.cuts import parse_cuts
 from lensflow.sky import HealpixPixel, pixels_of_index
 
@@ -56,8 +62,9 @@ def _partition(root: Path) -> HealpixPixel:
     order = np.argsort(table["_healpix_29"].to_numpy())
     leaf_path(root, pixel).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table.take(order), leaf_path(root, pixel), row_group_size=262_144)
-    write_catalog_metadata(root, name="bench", pixels=[pixel], ra_column="raStack",
-                           dec_column="decStack", total_rows=n)
+    write_catalog_metadata(
+        root, name="bench", pixels=[pixel], ra_column="raStack", dec_column="decStack", total_rows=n
+    )
     assert (pixels_of_index(table["_healpix_29"].to_numpy(), 3) == pixel.pixel).all()
     return pixel
 
@@ -100,12 +107,18 @@ def main() -> None:
             "",
             "| reader | seconds | rows/s per core | ratio to bare |",
             "| --- | ---: | ---: | ---: |",
-            f"| bare pyarrow, same 9 columns (iter_batches + filter) | {t_bare:.3f} | "
-            f"{rows / t_bare:,.0f} | 1.00 |",
-            f"| bare pyarrow without the spatial index column | {t_bare_no_index:.3f} | "
-            f"{rows / t_bare_no_index:,.0f} | {t_bare_no_index / t_bare:.2f} |",
-            f"| lensflow read_partition | {t_lensflow:.3f} | {rows / t_lensflow:,.0f} | "
-            f"{t_lensflow / t_bare:.2f} |",
+            (
+                f"| bare pyarrow, same 9 columns (iter_batches + filter) | {t_bare:.3f} | "
+                f"{rows / t_bare:,.0f} | 1.00 |"
+            ),
+            (
+                f"| bare pyarrow without the spatial index column | {t_bare_no_index:.3f} | "
+                f"{rows / t_bare_no_index:,.0f} | {t_bare_no_index / t_bare:.2f} |"
+            ),
+            (
+                f"| lensflow read_partition | {t_lensflow:.3f} | {rows / t_lensflow:,.0f} | "
+                f"{t_lensflow / t_bare:.2f} |"
+            ),
         ],
     )
 

@@ -22,8 +22,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         store = Path(tmp) / "cutouts.zarr"
-        create_store(store, bands="gri", pixel_scale_arcsec=0.2,
-                     psf_fwhm_arcsec={"g": 0.85, "r": 0.75, "i": 0.7}, cutout_size=64)
+        create_store(
+            store,
+            bands="gri",
+            pixel_scale_arcsec=0.2,
+            psf_fwhm_arcsec={"g": 0.85, "r": 0.75, "i": 0.7},
+            cutout_size=64,
+        )
         ids = np.sort(rng.choice(1 << 40, N, replace=False)).astype(np.int64)
         images = rng.normal(0, 5, (N, 3, 64, 64)).astype(np.float32)
         write_group(store, "Norder=5/Npix=1", ids=ids, images=images)
@@ -50,17 +55,23 @@ def main() -> None:
     write_result(
         "cutouts",
         [
-            f"# Cutout stage: {SURVIVORS} survivors of {N:,} cutouts, {chunks} chunks of "
-            f"{CHUNK_CUTOUTS} touched, 1 process",
+            (
+                f"# Cutout stage: {SURVIVORS} survivors of {N:,} cutouts, {chunks} chunks of "
+                f"{CHUNK_CUTOUTS} touched, 1 process"
+            ),
             "",
             f"machine: {machine()}",
             "",
             "| reader | ms | cutouts/s | MB/s decoded | ratio to bare |",
             "| --- | ---: | ---: | ---: | ---: |",
-            f"| bare zarr slabs | {t_bare * 1e3:.1f} | {SURVIVORS / t_bare:,.0f} | "
-            f"{mb / t_bare:,.0f} | 1.00 |",
-            f"| lensflow read_cutouts | {t_lensflow * 1e3:.1f} | {SURVIVORS / t_lensflow:,.0f} | "
-            f"{mb / t_lensflow:,.0f} | {t_lensflow / t_bare:.2f} |",
+            (
+                f"| bare zarr slabs | {t_bare * 1e3:.1f} | {SURVIVORS / t_bare:,.0f} | "
+                f"{mb / t_bare:,.0f} | 1.00 |"
+            ),
+            (
+                f"| lensflow read_cutouts | {t_lensflow * 1e3:.1f} | {SURVIVORS / t_lensflow:,.0f} | "
+                f"{mb / t_lensflow:,.0f} | {t_lensflow / t_bare:.2f} |"
+            ),
         ],
     )
 

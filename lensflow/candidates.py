@@ -86,7 +86,7 @@ def finish_candidate_catalog(root: Path, pixels: Sequence[HealpixPixel]) -> int:
     """Write the HATS metadata over the partitions done so far; returns the total rows."""
     if not pixels:
         return 0
-    total = sum(pq.ParquetFile(leaf_path(root, p)).metadata.num_rows for p in pixels)
+    total = sum(int(pq.ParquetFile(leaf_path(root, p)).metadata.num_rows) for p in pixels)
     write_catalog_metadata(
         root,
         name=CATALOG_NAME,
@@ -180,6 +180,10 @@ def _write_hats(table: pa.Table, out: Path, pixels: Sequence[HealpixPixel]) -> N
         write_atomic(part, leaf_path(out, pixel))
         kept.append(pixel)
     write_catalog_metadata(
-        out, name=CATALOG_NAME, pixels=kept, ra_column="ra", dec_column="dec",
+        out,
+        name=CATALOG_NAME,
+        pixels=kept,
+        ra_column="ra",
+        dec_column="dec",
         total_rows=table.num_rows,
     )

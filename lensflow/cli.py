@@ -25,8 +25,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-simulate_app = typer.Typer(help="Make mock skies, training sets and galleries.", no_args_is_help=True)
-train_app = typer.Typer(help="Train the shipped models (needs the \\[train] extra).", no_args_is_help=True)
+simulate_app = typer.Typer(
+    help="Make mock skies, training sets and galleries.", no_args_is_help=True
+)
+train_app = typer.Typer(
+    help="Train the shipped models (needs the \\[train] extra).", no_args_is_help=True
+)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(train_app, name="train")
 
@@ -102,7 +106,9 @@ def _run_with_client(config: Any, insecure: bool, body: Any) -> Any:
 
 @app.command()
 def scan(
-    config: Annotated[Path, typer.Argument(help="Scan config (TOML).", exists=True, dir_okay=False)],
+    config: Annotated[
+        Path, typer.Argument(help="Scan config (TOML).", exists=True, dir_okay=False)
+    ],
     output: Annotated[Path | None, typer.Option(help="Scan folder (overrides [output]).")] = None,
     scheduler: Scheduler = None,
     insecure: Insecure = False,
@@ -169,8 +175,12 @@ def rerun(
 
 @app.command()
 def plan(
-    config: Annotated[Path, typer.Argument(help="Scan config; only [catalog] and [cuts] are used.")],
-    exact: Annotated[bool, typer.Option(help="Count rows after cuts with a cuts-only pass.")] = False,
+    config: Annotated[
+        Path, typer.Argument(help="Scan config; only [catalog] and [cuts] are used.")
+    ],
+    exact: Annotated[
+        bool, typer.Option(help="Count rows after cuts with a cuts-only pass.")
+    ] = False,
     scheduler: Scheduler = None,
     insecure: Insecure = False,
     workers: Workers = None,
@@ -274,7 +284,9 @@ def demo(
 
     _logging(verbose)
     try:
-        code = run_demo(folder, sources=sources, lenses=lenses, seed=seed, workers=workers, console=console)
+        code = run_demo(
+            folder, sources=sources, lenses=lenses, seed=seed, workers=workers, console=console
+        )
     except LensflowError as exc:
         raise _fail(exc) from None
     raise typer.Exit(code)
@@ -282,7 +294,9 @@ def demo(
 
 @simulate_app.command("sky")
 def simulate_sky(
-    out: Annotated[Path, typer.Argument(help="Folder for catalog/, cutouts.zarr, truth, scan.toml.")],
+    out: Annotated[
+        Path, typer.Argument(help="Folder for catalog/, cutouts.zarr, truth, scan.toml.")
+    ],
     sources: Annotated[int, typer.Option(help="Catalog rows.")] = 20_000,
     lenses: Annotated[int, typer.Option(help="Lenses injected among them.")] = 20,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,

@@ -80,18 +80,22 @@ def open_store(path: Path) -> StoreInfo:
         root = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # zarr raises several unrelated types for a bad store
         raise CutoutError(f"{path}: not a Zarr v3 cutout store ({exc})") from exc
-    attrs = dict(root.attrs)
+    attrs: dict[str, Any] = dict(root.attrs)
     required = ("bands", "pixel_scale_arcsec", "units", "cutout_size")
     absent = [key for key in required if key not in attrs]
     if absent:
-        raise CutoutError(f"{path}: cutout store lacks root attributes {absent}; has {sorted(attrs)}")
+        raise CutoutError(
+            f"{path}: cutout store lacks root attributes {absent}; has {sorted(attrs)}"
+        )
     return StoreInfo(
         path=Path(path),
         bands=tuple(str(b) for b in attrs["bands"]),
         pixel_scale_arcsec=float(attrs["pixel_scale_arcsec"]),
         units=str(attrs["units"]),
         zero_point_ab=float(attrs.get("zero_point_ab", 31.4)),
-        psf_fwhm_arcsec={str(k): float(v) for k, v in dict(attrs.get("psf_fwhm_arcsec", {})).items()},
+        psf_fwhm_arcsec={
+            str(k): float(v) for k, v in dict(attrs.get("psf_fwhm_arcsec", {})).items()
+        },
         cutout_size=int(attrs["cutout_size"]),
     )
 

@@ -54,14 +54,18 @@ def run_demo(
         if link:
             console.print(f"dashboard: {link}")
         cores = sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
-        with Progress(TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as bar:
             task = bar.add_task("partitions", total=None)
             outcome = run_scan(
                 config,
                 client=client,
                 progress=lambda done, total, _r: bar.update(task, completed=done, total=total),
             )
-    exported, threshold = export_scan(scan_dir, folder / "candidates.parquet", fmt="parquet", min_score=None)
+    exported, threshold = export_scan(
+        scan_dir, folder / "candidates.parquet", fmt="parquet", min_score=None
+    )
     scanned = time.perf_counter()
 
     totals = funnel_totals(read_markers(scan_dir))

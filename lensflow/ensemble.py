@@ -70,8 +70,8 @@ def check_ensemble_inputs(manifest: ModelManifest, store: StoreInfo) -> None:
         ):
             raise ModelMismatchError(
                 f"model {member.name!r} ({member.file}) expects bands {list(want[0])}, "
-                f"{want[1]}x{want[1]} px at {want[2]}\"/px in {want[3]}; cutout store "
-                f"{store.path} has bands {list(have[0])}, {have[1]}x{have[1]} px at {have[2]}\"/px "
+                f'{want[1]}x{want[1]} px at {want[2]}"/px in {want[3]}; cutout store '
+                f'{store.path} has bands {list(have[0])}, {have[1]}x{have[1]} px at {have[2]}"/px '
                 f"in {have[3]}"
             )
         session = load_session(manifest.path_of(member.file), member.sha256)

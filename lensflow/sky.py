@@ -26,7 +26,9 @@ def validate_pixel(order: int, pixel: int) -> HealpixPixel:
     if not 0 <= order <= MAX_ORDER:
         raise PixelError(f"HEALPix order {order} is outside 0-{MAX_ORDER}")
     if not 0 <= pixel < 12 * 4**order:
-        raise PixelError(f"pixel {pixel} does not exist at order {order} (0 to {12 * 4**order - 1})")
+        raise PixelError(
+            f"pixel {pixel} does not exist at order {order} (0 to {12 * 4**order - 1})"
+        )
     return HealpixPixel(order, pixel)
 
 
@@ -55,4 +57,5 @@ def pixel_key(pixel: HealpixPixel) -> str:
 def pixels_of_index(spatial_index: np.ndarray, order: int) -> np.ndarray:
     """The order-`order` pixel holding each order-29 NESTED spatial index (int64 array)."""
     shift = 2 * (MAX_ORDER - order)
-    return np.right_shift(np.asarray(spatial_index, dtype=np.int64), shift)
+    shifted: np.ndarray = np.right_shift(np.asarray(spatial_index, dtype=np.int64), shift)
+    return shifted

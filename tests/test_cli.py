@@ -19,11 +19,20 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def cli_scan(mock_sky: MockSky, dask_client: Client, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_scan(
+    mock_sky: MockSky, dask_client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     output = tmp_path_factory.mktemp("cli") / "scan"
     result = runner.invoke(
         app,
-        ["scan", str(mock_sky.config), "--output", str(output), "--scheduler", dask_client.scheduler.address],
+        [
+            "scan",
+            str(mock_sky.config),
+            "--output",
+            str(output),
+            "--scheduler",
+            dask_client.scheduler.address,
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "funnel:" in result.output
@@ -47,7 +56,9 @@ def test_status_reports_the_funnel(cli_scan: Path) -> None:
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "fits", "hats"])
 def test_export_ranks_by_ensemble_score(cli_scan: Path, tmp_path: Path, fmt: str) -> None:
     out = tmp_path / f"candidates.{fmt}"
-    result = runner.invoke(app, ["export", str(cli_scan), str(out), "--format", fmt, "--min-score", "0"])
+    result = runner.invoke(
+        app, ["export", str(cli_scan), str(out), "--format", fmt, "--min-score", "0"]
+    )
     assert result.exit_code == 0, result.output
     if fmt == "parquet":
         scores = pq.read_table(out)["ensemble_score"].to_numpy()
@@ -114,7 +125,15 @@ def test_rerun_refuses_unknown_pixels(cli_scan: Path, dask_client: Client) -> No
 
 def test_remote_plain_tcp_scheduler_needs_insecure(mock_sky: MockSky, tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["scan", str(mock_sky.config), "--output", str(tmp_path / "s"), "--scheduler", "tcp://192.0.2.1:8786"]
+        app,
+        [
+            "scan",
+            str(mock_sky.config),
+            "--output",
+            str(tmp_path / "s"),
+            "--scheduler",
+            "tcp://192.0.2.1:8786",
+        ],
     )
     assert result.exit_code == 1
     assert "--insecure" in result.output

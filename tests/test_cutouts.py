@@ -24,7 +24,10 @@ from lensflow.errors import CutoutError
 def store(tmp_path: Path) -> Path:
     path = tmp_path / "cutouts.zarr"
     create_store(
-        path, bands="gri", pixel_scale_arcsec=0.2, psf_fwhm_arcsec={"g": 0.85, "r": 0.75, "i": 0.7},
+        path,
+        bands="gri",
+        pixel_scale_arcsec=0.2,
+        psf_fwhm_arcsec={"g": 0.85, "r": 0.75, "i": 0.7},
         cutout_size=16,
     )
     return path
@@ -32,7 +35,9 @@ def store(tmp_path: Path) -> Path:
 
 def _images(ids: np.ndarray) -> np.ndarray:
     """Images whose pixels encode their id, so any mix-up shows."""
-    return np.broadcast_to(ids[:, None, None, None].astype(np.float32), (ids.size, 3, 16, 16)).copy()
+    return np.broadcast_to(
+        ids[:, None, None, None].astype(np.float32), (ids.size, 3, 16, 16)
+    ).copy()
 
 
 def test_store_is_zarr_v3_with_survey_attributes(store: Path) -> None:

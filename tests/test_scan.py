@@ -22,7 +22,9 @@ from tests.scan_helpers import copy_sky, sky_config
 
 
 @pytest.fixture(scope="module")
-def scanned(mock_sky: MockSky, dask_client: Client, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def scanned(
+    mock_sky: MockSky, dask_client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     output = tmp_path_factory.mktemp("scan") / "scan"
     outcome = run_scan(sky_config(mock_sky, output), client=dask_client)
     assert outcome.failed == 0 and outcome.exit_status == 0
@@ -54,7 +56,9 @@ def test_candidate_files_hold_every_scored_row(scanned: Path, mock_sky: MockSky)
     catalog = open_catalog(mock_sky.catalog)
     for marker in read_markers(scanned):
         table = pq.read_table(scanned / marker.output)
-        assert table.num_rows == marker.rows_after_photometry - marker.rejected.get("missing_cutout", 0)
+        assert table.num_rows == marker.rows_after_photometry - marker.rejected.get(
+            "missing_cutout", 0
+        )
         assert {"id", "ra", "dec", "_healpix_29", "photometry_score", "ensemble_score"} <= set(
             table.column_names
         )
@@ -70,7 +74,10 @@ def test_candidate_files_hold_every_scored_row(scanned: Path, mock_sky: MockSky)
 def test_candidate_ids_are_catalog_ids(scanned: Path, mock_sky: MockSky) -> None:
     truth = pq.read_table(mock_sky.truth, columns=["id"])["id"].to_numpy()
     ids = np.concatenate(
-        [pq.read_table(leaf_path(scanned, p), columns=["id"])["id"].to_numpy() for p in mock_sky.pixels]
+        [
+            pq.read_table(leaf_path(scanned, p), columns=["id"])["id"].to_numpy()
+            for p in mock_sky.pixels
+        ]
     )
     assert ids.dtype == np.int64 and np.isin(ids, truth).all()
 
@@ -141,9 +148,18 @@ def test_model_that_does_not_fit_the_cutouts_is_refused_before_the_scan(
     mock_sky: MockSky, dask_client: Client, tmp_path: Path
 ) -> None:
     store = tmp_path / "two_band.zarr"
-    create_store(store, bands="gr", pixel_scale_arcsec=0.2, psf_fwhm_arcsec={"g": 0.8, "r": 0.7}, cutout_size=64)
+    create_store(
+        store,
+        bands="gr",
+        pixel_scale_arcsec=0.2,
+        psf_fwhm_arcsec={"g": 0.8, "r": 0.7},
+        cutout_size=64,
+    )
     config = sky_config(mock_sky, tmp_path / "scan", cutouts={"path": store})
-    with pytest.raises(ModelMismatchError, match=r"expects bands \['g', 'r', 'i'\].*two_band\.zarr has bands \['g', 'r'\]"):
+    with pytest.raises(
+        ModelMismatchError,
+        match=r"expects bands \['g', 'r', 'i'\].*two_band\.zarr has bands \['g', 'r'\]",
+    ):
         run_scan(config, client=dask_client)
     assert not (tmp_path / "scan" / "markers").exists()
 
@@ -182,15 +198,29 @@ def test_a_hats_import_catalog_with_its_own_column_names_scans_the_same(
     assert set(catalog.pixels) != set(mock_sky.pixels), "the import should partition differently"
 
     info = open_store(mock_sky.cutouts)
-    ids, images = zip(*(read_group(mock_sky.cutouts, g) for g in list_groups(mock_sky.cutouts)), strict=True)
+    ids, images = zip(
+        *(read_group(mock_sky.cutouts, g) for g in list_groups(mock_sky.cutouts)), strict=True
+    )
     all_ids, all_images = np.concatenate(ids), np.concatenate(images)
     store = tmp_path / "cutouts.zarr"
-    create_store(store, bands=info.bands, pixel_scale_arcsec=info.pixel_scale_arcsec,
-                 psf_fwhm_arcsec=info.psf_fwhm_arcsec, cutout_size=info.cutout_size)
+    create_store(
+        store,
+        bands=info.bands,
+        pixel_scale_arcsec=info.pixel_scale_arcsec,
+        psf_fwhm_arcsec=info.psf_fwhm_arcsec,
+        cutout_size=info.cutout_size,
+    )
     for pixel in catalog.pixels:
-        pixel_ids = pq.read_table(leaf_path(catalog.path, pixel), columns=["object_id"])["object_id"].to_numpy()
+        pixel_ids = pq.read_table(leaf_path(catalog.path, pixel), columns=["object_id"])[
+            "object_id"
+        ].to_numpy()
         keep = np.isin(all_ids, pixel_ids)
-        write_group(store, f"Norder={pixel.order}/Npix={pixel.pixel}", ids=all_ids[keep], images=all_images[keep])
+        write_group(
+            store,
+            f"Norder={pixel.order}/Npix={pixel.pixel}",
+            ids=all_ids[keep],
+            images=all_images[keep],
+        )
 
     original = ScanConfig.from_toml(mock_sky.config)
     columns = {k: names.get(v, v) for k, v in original.catalog.columns.mapped().items()}
@@ -210,9 +240,7 @@ def test_a_hats_import_catalog_with_its_own_column_names_scans_the_same(
     assert outcome.failed == 0
 
     def scores(root: Path) -> dict[int, float]:
-        table = pa.concat_tables(
-            [pq.read_table(root / m.output) for m in read_markers(root)]
-        )
+        table = pa.concat_tables([pq.read_table(root / m.output) for m in read_markers(root)])
         return dict(zip(table["id"].to_pylist(), table["ensemble_score"].to_pylist(), strict=True))
 
     before, after = scores(scanned), scores(tmp_path / "scan")

@@ -17,7 +17,19 @@ def test_parse_and_name_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["3/768", "30/0", "-1/0", "3/-1", "3/1.0", "3 /1/2", "３/1", "3/1;rm -rf /", "../3/1", "", "0x3/1"],
+    [
+        "3/768",
+        "30/0",
+        "-1/0",
+        "3/-1",
+        "3/1.0",
+        "3 /1/2",
+        "３/1",
+        "3/1;rm -rf /",
+        "../3/1",
+        "",
+        "0x3/1",
+    ],
 )
 def test_hostile_or_impossible_names_are_refused(text: str) -> None:
     with pytest.raises(PixelError):

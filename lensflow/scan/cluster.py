@@ -64,14 +64,17 @@ def connect(cluster: ClusterConfig, *, insecure: bool = False) -> Iterator[Clien
                 logger.info("joined the scheduler at %s", cluster.scheduler)
                 yield client
             return
-        with LocalCluster(
-            n_workers=cluster.n_workers,
-            threads_per_worker=cluster.threads_per_worker,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0" if cluster.dashboard else None,
-            memory_limit=cluster.memory_limit,
-        ) as local, Client(local) as client:
+        with (
+            LocalCluster(
+                n_workers=cluster.n_workers,
+                threads_per_worker=cluster.threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0" if cluster.dashboard else None,
+                memory_limit=cluster.memory_limit,
+            ) as local,
+            Client(local) as client,
+        ):
             yield client
 
 
@@ -79,7 +82,7 @@ def dashboard_link(client: Client) -> str | None:
     """The dashboard address, when the scheduler serves one."""
     try:
         return str(client.dashboard_link)
-    except Exception:  # distributed raises KeyError/AttributeError when there is none
+    except (KeyError, AttributeError):  # no dashboard served
         return None
 
 

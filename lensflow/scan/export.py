@@ -17,7 +17,9 @@ def export_scan(
     Returns the number of rows written and the score cut used.
     """
     if fmt not in EXPORT_FORMATS:
-        raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+        raise ConfigError(
+            f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
     record = read_fingerprint(scan_dir)
     if record is None:
         raise ScanStateError(f"{scan_dir}: not a scan folder (no fingerprint); run `lensflow scan`")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from distributed import Client
 
 from lensflow.catalog import Catalog, partition_files, read_partition
 from lensflow.cuts import Cut
+from lensflow.errors import LensflowError
 from lensflow.sky import HealpixPixel
 
 
@@ -32,8 +34,6 @@ def footer_rows(pixel: HealpixPixel, *, catalog: Catalog) -> int:
 
 def count_after_cuts(pixel: HealpixPixel, *, catalog: Catalog, cut: Cut) -> PlanRow:
     """Read a partition with the cut pushed down and count what passes (a plan task)."""
-    from lensflow.errors import LensflowError
-
     try:
         read = read_partition(pixel, catalog=catalog, columns=[], cut=cut)
     except LensflowError as exc:
@@ -48,7 +48,7 @@ def plan(catalog: Catalog, *, cut: Cut, client: Client | None = None) -> list[Pl
         for pixel in catalog.pixels:
             try:
                 rows.append(PlanRow(pixel, rows=footer_rows(pixel, catalog=catalog)))
-            except Exception as exc:  # a corrupt footer: shown in the plan, not fatal here
+            except (LensflowError, OSError, pa.ArrowException) as exc:  # shown, not fatal
                 rows.append(PlanRow(pixel, rows=0, error=str(exc)))
         return rows
     [shared] = client.scatter([catalog], broadcast=True, hash=False)

@@ -142,9 +142,7 @@ def run_scan(
     failed = _run_chains(client, context, todo, progress)
     markers = read_markers(context.output)
     write_manifest(context.output, markers)
-    finish_candidate_catalog(
-        context.output, [m.order_pixel for m in markers if m.status == "done"]
-    )
+    finish_candidate_catalog(context.output, [m.order_pixel for m in markers if m.status == "done"])
     return ScanOutcome(
         output=context.output,
         ran=len(todo),
@@ -210,17 +208,16 @@ def _run_chains(
 
     for _ in range(min(limit, len(queue))):
         submit(queue.pop())
-    finished = failed = 0
-    for future in running:
+    failed = 0
+    for finished, future in enumerate(running, start=1):
         pixel = pixel_of.pop(future.key)
         try:
             result: PartitionResult = future.result()
-        except Exception as exc:  # KilledWorker, a crashed task: the pixel fails, the scan goes on
+        except Exception as exc:  # noqa: BLE001  KilledWorker or a crashed task: record, go on
             error = f"pixel {pixel_key(pixel)}: {type(exc).__name__}: {exc}"
             result = failure_result(Failure(pixel, error, "worker"), context=context)
         finally:
             future.release()
-        finished += 1
         failed += not result.ok
         if progress:
             progress(finished, total, result)

@@ -85,9 +85,7 @@ class Failure:
     attempts: int = 1
 
 
-def _with_io_retries(
-    call: Callable[[], T], *, retries: int, pixel: HealpixPixel
-) -> tuple[T, int]:
+def _with_io_retries(call: Callable[[], T], *, retries: int, pixel: HealpixPixel) -> tuple[T, int]:
     """Run a stage, retrying I/O errors (transient reads) but never bad input."""
     attempt = 0
     while True:
@@ -175,9 +173,7 @@ def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
     )
 
 
-def classify_partition(
-    survivors: Survivors | Failure, *, context: ScanContext
-) -> PartitionResult:
+def classify_partition(survivors: Survivors | Failure, *, context: ScanContext) -> PartitionResult:
     """Score the survivors' cutouts with the ensemble; write the candidates, then the marker."""
     if isinstance(survivors, Failure):
         return failure_result(survivors, context=context)
@@ -217,7 +213,9 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
     if not finite.all():
         rejected["bad_cutout"] = int((~finite).sum())
         found_ids, images = found_ids[finite], images[finite]
-    scores = score_cutouts(images, manifest=context.manifest, batch=context.config.ensemble.batch_size)
+    scores = score_cutouts(
+        images, manifest=context.manifest, batch=context.config.ensemble.batch_size
+    )
     order = np.argsort(ids)
     rows = order[np.searchsorted(ids[order], found_ids)]
     candidates = candidate_table(
@@ -233,7 +231,9 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
     )
     path, digest = write_candidates(candidates, root=context.output, pixel=pixel)
     above = int((scores["ensemble"] >= context.ensemble_threshold).sum())
-    logger.info("pixel %s: %d cutouts scored, %d above threshold", pixel_key(pixel), len(found_ids), above)
+    logger.info(
+        "pixel %s: %d cutouts scored, %d above threshold", pixel_key(pixel), len(found_ids), above
+    )
     return Marker(
         pixel=pixel_key(pixel),
         status="done",

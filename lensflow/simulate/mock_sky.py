@@ -74,7 +74,9 @@ def _magnitudes_r(rng: np.random.Generator, kinds: np.ndarray) -> np.ndarray:
     return mags
 
 
-def _catalog_rows(kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int) -> pd.DataFrame:
+def _catalog_rows(
+    kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int
+) -> pd.DataFrame:
     """Draw each source's scene and measure its catalog photometry."""
     from lensflow.simulate import LSST_LIKE, draw_scene, observe_magnitudes
 
@@ -86,7 +88,9 @@ def _catalog_rows(kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: 
         rng = np.random.default_rng((seed, int(object_id), 1))
         observed, errors = observe_magnitudes(scene, rng=rng, survey=LSST_LIKE)
         fwhm = LSST_LIKE.psf_fwhm_arcsec["r"]
-        psf_excess = 2.5 * np.log10(1.0 + (scene.size_arcsec / (0.6 * fwhm)) ** 2) if scene.extended else 0.0
+        psf_excess = (
+            2.5 * np.log10(1.0 + (scene.size_arcsec / (0.6 * fwhm)) ** 2) if scene.extended else 0.0
+        )
         row = {"kind": scene.kind, "is_lens": scene.is_lens, "size": scene.size_arcsec}
         for band in BANDS:
             row[f"{band}KronMag"] = observed[band]
@@ -130,7 +134,9 @@ def make_mock_sky(
     from lensflow.simulate import LSST_LIKE, NATURAL_MIX
 
     if n_sources <= 0 or not 0 <= n_lenses <= n_sources:
-        raise SimulationError(f"need 0 <= lenses ({n_lenses}) <= sources ({n_sources}), sources > 0")
+        raise SimulationError(
+            f"need 0 <= lenses ({n_lenses}) <= sources ({n_sources}), sources > 0"
+        )
     out = Path(out)
     catalog_dir, store, truth_path = out / "catalog", out / "cutouts.zarr", out / "truth.parquet"
     if catalog_dir.exists() or store.exists():
@@ -187,7 +193,9 @@ def make_mock_sky(
     write_atomic(pa.Table.from_pandas(truth, preserve_index=False), truth_path)
     config_path = _write_config(out)
     lens_ids = ids[rows["is_lens"].to_numpy()]
-    logger.info("mock sky: %d sources, %d lenses, %d cutouts", n_sources, lens_ids.size, int(imaged.sum()))
+    logger.info(
+        "mock sky: %d sources, %d lenses, %d cutouts", n_sources, lens_ids.size, int(imaged.sum())
+    )
     return MockSky(out, catalog_dir, store, truth_path, config_path, pixels, lens_ids)
 
 
@@ -199,7 +207,11 @@ def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
     )
     threshold = max(200, len(frame) // 10)
     alignment = partition_stats.generate_alignment(
-        histogram, highest_order=highest, lowest_order=2, threshold=threshold, drop_empty_siblings=True
+        histogram,
+        highest_order=highest,
+        lowest_order=2,
+        threshold=threshold,
+        drop_empty_siblings=True,
     )
     fine = pixels_of_index(frame[SPATIAL_INDEX_COLUMN].to_numpy(), highest)
     destination = [alignment[p] for p in fine]
@@ -208,12 +220,16 @@ def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
     ).sort_values(SPATIAL_INDEX_COLUMN)
     pixels = []
     for (order, number), part in frame.groupby(["_order", "_pixel"], sort=True):
-        pixel = HealpixPixel(int(order), int(number))
+        pixel = HealpixPixel(int(order), int(number))  # type: ignore[call-overload]
         table = pa.Table.from_pandas(part.drop(columns=["_order", "_pixel"]), preserve_index=False)
         write_atomic(table, leaf_path(root, pixel))
         pixels.append(pixel)
     write_catalog_metadata(
-        root, name="mock_sky", pixels=pixels, ra_column="raStack", dec_column="decStack",
+        root,
+        name="mock_sky",
+        pixels=pixels,
+        ra_column="raStack",
+        dec_column="decStack",
         total_rows=len(frame),
     )
     return pixels
@@ -248,13 +264,28 @@ def _render_cutouts(
         _submit_renders(client, store, jobs, seed)
 
 
-def _submit_renders(client: object, store: Path, jobs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], seed: int) -> None:
+def _submit_renders(
+    client: object,
+    store: Path,
+    jobs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    seed: int,
+) -> None:
     from distributed import Client, as_completed
     from rich.progress import Progress
 
     assert isinstance(client, Client)
     futures = [
-        client.submit(_render_partition, store, group, ids, kinds, mags, seed, key=f"render-{group}", pure=False)
+        client.submit(
+            _render_partition,
+            store,
+            group,
+            ids,
+            kinds,
+            mags,
+            seed,
+            key=f"render-{group}",
+            pure=False,
+        )
         for group, ids, kinds, mags in jobs
     ]
     with Progress(transient=True) as bar:

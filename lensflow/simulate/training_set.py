@@ -221,7 +221,7 @@ def make_training_set(
                 criteria=criteria,
                 key=[f"simulate-chunk-{token}-{c:06d}" for c in range(n_chunks)],
             )
-            for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            for future in as_completed(futures):
                 part = future.result()
                 rows += part
                 bar.advance(task, len(part))
