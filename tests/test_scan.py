@@ -246,3 +246,29 @@ def test_a_hats_import_catalog_with_its_own_column_names_scans_the_same(
     before, after = scores(scanned), scores(tmp_path / "scan")
     assert before.keys() == after.keys() and len(before) > 0
     assert max(abs(before[k] - after[k]) for k in before) < 1e-5
+
+
+def test_ensemble_step_runs_only_on_gpu_workers(mock_sky: MockSky, tmp_path: Path) -> None:
+    """With a worker advertising GPU=1, every classify task goes there; selects go anywhere."""
+    from distributed import Nanny, Scheduler, SpecCluster
+
+    def worker(**resources: float) -> dict[str, object]:
+        options = {"nthreads": 1, "host": "127.0.0.1", "resources": resources}
+        return {"cls": Nanny, "options": options}
+
+    with (
+        SpecCluster(
+            scheduler={
+                "cls": Scheduler,
+                "options": {"host": "127.0.0.1", "dashboard_address": None},
+            },
+            workers={"cpu": worker(), "gpu": worker(GPU=1)},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        client.wait_for_workers(2)
+        infos = client.scheduler_info(n_workers=-1)["workers"]
+        [gpu] = [a for a, w in infos.items() if w.get("resources", {}).get("GPU")]
+        outcome = run_scan(sky_config(mock_sky, tmp_path / "scan"), client=client)
+        assert outcome.failed == 0
+        assert {m.worker for m in read_markers(tmp_path / "scan")} == {gpu}

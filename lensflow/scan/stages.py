@@ -247,7 +247,18 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
         output=str(path.relative_to(context.output)),
         sha256=digest,
         fingerprint=context.fingerprint,
+        worker=_worker_address(),
     )
+
+
+def _worker_address() -> str | None:
+    """The address of the Dask worker running this task, None outside a worker."""
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().address)
+    except ValueError:
+        return None
 
 
 def failure_result(failure: Failure, *, context: ScanContext) -> PartitionResult:

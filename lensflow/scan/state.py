@@ -49,6 +49,7 @@ class Marker:
     output: str | None = None
     sha256: str | None = None
     fingerprint: str = ""
+    worker: str | None = None  # the Dask worker that ran the ensemble step
 
     @property
     def order_pixel(self) -> HealpixPixel:
