@@ -273,8 +273,8 @@ def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Where the mock sky and scan go.")] = Path(
         "demo"
     ),
-    sources: Annotated[int, typer.Option(help="Sources in the mock sky.")] = 60_000,
-    lenses: Annotated[int, typer.Option(help="Lenses injected.")] = 60,
+    sources: Annotated[int, typer.Option(help="Sources in the mock sky.")] = 150_000,
+    lenses: Annotated[int, typer.Option(help="Lenses injected.")] = 100,
     seed: Annotated[int, typer.Option(help="Mock sky seed.")] = 42,
     workers: Workers = 2,
     verbose: Verbose = 0,

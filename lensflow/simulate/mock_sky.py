@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from lensflow.catalog import healpix_29, leaf_path, write_atomic, write_catalog_
 from lensflow.cutouts import create_store, write_group
 from lensflow.errors import SimulationError
 from lensflow.sky import HealpixPixel, pixels_of_index
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +106,33 @@ def _catalog_rows(
     return pd.DataFrame(rows)
 
 
+CATALOG_CHUNK = 5_000
+
+
+def _simulate_catalog(
+    client: Client, kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int
+) -> pd.DataFrame:
+    """Catalog rows of every source, in chunks of CATALOG_CHUNK run as Dask tasks."""
+    from distributed import wait
+
+    starts = range(0, ids.size, CATALOG_CHUNK)
+    futures = [
+        client.submit(
+            _catalog_rows,
+            kinds[a : a + CATALOG_CHUNK],
+            mags_r[a : a + CATALOG_CHUNK],
+            ids[a : a + CATALOG_CHUNK],
+            seed,
+            key=f"mock-catalog-{seed}-{a}",
+            pure=False,
+        )
+        for a in starts
+    ]
+    wait(futures)
+    parts: list[pd.DataFrame] = client.gather(futures)
+    return pd.concat(parts, ignore_index=True)
+
+
 def _render_partition(
     store: Path, group: str, ids: np.ndarray, kinds: np.ndarray, mags_r: np.ndarray, seed: int
 ) -> int:
@@ -128,9 +158,26 @@ def make_mock_sky(
     seed: int,
     cutout_mag_limit: float = 23.0,
     workers: int | None = None,
-    client: object | None = None,
+    client: Client | None = None,
 ) -> MockSky:
-    """Write a mock sky under `out` (catalog/, cutouts.zarr, truth.parquet, scan.toml)."""
+    """Write a mock sky under `out` (catalog/, cutouts.zarr, truth.parquet, scan.toml).
+
+    Catalog photometry and cutouts are simulated as Dask tasks, on `client` or on a local
+    cluster of `workers` processes started for the purpose.
+    """
+    if client is None:
+        from lensflow.config import ClusterConfig
+        from lensflow.scan.cluster import connect
+
+        with connect(ClusterConfig(n_workers=workers, dashboard=False)) as local:
+            return make_mock_sky(
+                out,
+                n_sources=n_sources,
+                n_lenses=n_lenses,
+                seed=seed,
+                cutout_mag_limit=cutout_mag_limit,
+                client=local,
+            )
     from lensflow.simulate import LSST_LIKE, NATURAL_MIX
 
     if n_sources <= 0 or not 0 <= n_lenses <= n_sources:
@@ -150,7 +197,7 @@ def make_mock_sky(
     ra, dec = _positions(rng, n_sources)
     mags_r = _magnitudes_r(rng, kinds)
 
-    rows = _catalog_rows(kinds, mags_r, ids, seed)
+    rows = _simulate_catalog(client, kinds, mags_r, ids, seed)
     frame = pd.DataFrame(
         {
             "objID": ids,
@@ -177,7 +224,7 @@ def make_mock_sky(
     imaged = (rows["is_lens"].to_numpy()) | (
         rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
     )
-    _render_cutouts(store, frame, kinds, mags_r, imaged, pixels, seed, workers, client)
+    _render_cutouts(client, store, frame, kinds, mags_r, imaged, pixels, seed)
 
     truth = pd.DataFrame(
         {
@@ -201,11 +248,11 @@ def make_mock_sky(
 
 def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
     """Partition rows at mixed orders as hats-import would and write the HATS layout."""
-    highest = 7
+    highest = 9
     histogram = partition_stats.generate_histogram(
         frame, highest_order=highest, ra_column="raStack", dec_column="decStack"
     )
-    threshold = max(200, len(frame) // 10)
+    threshold = max(200, len(frame) // 10, int(histogram.max()))
     alignment = partition_stats.generate_alignment(
         histogram,
         highest_order=highest,
@@ -236,6 +283,7 @@ def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
 
 
 def _render_cutouts(
+    client: Client,
     store: Path,
     frame: pd.DataFrame,
     kinds: np.ndarray,
@@ -243,10 +291,8 @@ def _render_cutouts(
     imaged: np.ndarray,
     pixels: list[HealpixPixel],
     seed: int,
-    workers: int | None,
-    client: object | None,
 ) -> None:
-    """Render every partition's cutouts as one Dask task each (a local cluster by default)."""
+    """Render every partition's cutouts as one Dask task each."""
     index = frame[SPATIAL_INDEX_COLUMN].to_numpy()
     ids_all = frame["objID"].to_numpy()
     jobs = []
@@ -254,26 +300,18 @@ def _render_cutouts(
         rows = np.flatnonzero((pixels_of_index(index, pixel.order) == pixel.pixel) & imaged)
         group = f"Norder={pixel.order}/Npix={pixel.pixel}"
         jobs.append((group, ids_all[rows], kinds[rows], mags_r[rows]))
-    if client is None:
-        from lensflow.config import ClusterConfig
-        from lensflow.scan.cluster import connect
-
-        with connect(ClusterConfig(n_workers=workers, dashboard=False)) as local:
-            _submit_renders(local, store, jobs, seed)
-    else:
-        _submit_renders(client, store, jobs, seed)
+    _submit_renders(client, store, jobs, seed)
 
 
 def _submit_renders(
-    client: object,
+    client: Client,
     store: Path,
     jobs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
     seed: int,
 ) -> None:
-    from distributed import Client, as_completed
+    from distributed import as_completed
     from rich.progress import Progress
 
-    assert isinstance(client, Client)
     futures = [
         client.submit(
             _render_partition,
