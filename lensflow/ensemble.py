@@ -35,16 +35,26 @@ def available_providers() -> list[str]:
 def load_session(path: Path, sha256: str, threads: int = 0) -> ort.InferenceSession:
     """An ONNX Runtime session for a model file, hash-checked, cached per worker process.
 
-    threads = 0 lets ONNX Runtime use one intra-op thread per core; spinning is off so an
-    idle session does not hold the cores the catalog stages need.
+    threads = 0 means as many intra-op threads as the Dask worker running this has (all cores
+    outside a worker); spinning is off so an idle session does not hold cores other tasks need.
     """
     verify_hash(path, sha256)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    options.intra_op_num_threads = threads or _worker_threads()
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=options, providers=available_providers())
+
+
+def _worker_threads() -> int:
+    """Threads of the Dask worker running this task; the machine's cores outside a worker."""
+    from distributed import get_worker
+
+    try:
+        return int(get_worker().state.nthreads)
+    except ValueError:
+        return os.cpu_count() or 1
 
 
 def run_batched(session: ort.InferenceSession, inputs: np.ndarray, *, batch: int) -> np.ndarray:
