@@ -1,7 +1,8 @@
 """Cutout stage: lensflow's read of a partition's survivors vs bare Zarr slab reads.
 
-A group of 4,096 three-band 64x64 cutouts, stored as lensflow writes them (uncompressed); 2 % of them (the photometry survivors) are read by
-id. The bare reader is told which chunks to read; lensflow finds them from the sorted ids.
+A group of 4,096 three-band 64x64 cutouts, stored as lensflow writes them (uncompressed);
+2 % of them (the photometry survivors) are read by id. The bare reader is told which chunks
+to read; lensflow finds them from the sorted ids.
 """
 
 from __future__ import annotations
