@@ -44,7 +44,7 @@ def test_sigkill_of_a_worker_mid_scan(mock_sky: MockSky, tmp_path: Path) -> None
     assert not list((tmp_path / "scan").rglob("*.tmp"))
 
 
-def test_allowed_failures_is_set_explicitly(mock_sky: MockSky, tmp_path: Path) -> None:
+def test_allowed_failures_is_set_explicitly() -> None:
     import dask
 
     from lensflow.config import ClusterConfig
