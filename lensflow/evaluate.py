@@ -12,7 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lensflow.cutouts import list_groups, open_store, read_group
-from lensflow.ensemble import DEFAULT_BATCH, check_ensemble_inputs, score_cutouts
+from lensflow.ensemble import DEFAULT_BATCH, check_ensemble_inputs, load_session, run_batched
 from lensflow.errors import LensflowError
 from lensflow.registry import load_manifest
 
@@ -29,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 ENSEMBLE = "ensemble"
 """The report key of the ensemble's mean score."""
+
+TOP_NON_LENSES = 100
+"""How many of the highest-scoring non-lenses the report sorts by class."""
 
 
 class EvaluationError(LensflowError):
@@ -71,7 +77,10 @@ class EvaluationReport:
 
     ids int64 (N,) ascending; is_lens bool (N,); classes str (N,) or None when the labels have
     no `class`; scores maps each member and "ensemble" to float32 (N,) in the ids' order.
-    fpr_by_class: fraction of each contaminant class scoring >= threshold with the ensemble.
+    fpr_by_class: fraction of each contaminant class scoring >= threshold with the ensemble;
+    false_positives_by_class: how many of each class do; top_non_lenses_by_class: the classes
+    of the TOP_NON_LENSES non-lenses the ensemble scores highest (the false positives of a
+    strict threshold). score_seconds: ONNX Runtime time per member, when scored from a store.
     """
 
     ids: np.ndarray
@@ -81,14 +90,19 @@ class EvaluationReport:
     metrics: Mapping[str, Metrics]
     threshold: float
     fpr_by_class: Mapping[str, float] | None
+    false_positives_by_class: Mapping[str, int] | None = None
+    top_non_lenses_by_class: Mapping[str, int] | None = None
+    score_seconds: Mapping[str, float] | None = None
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """`{"ensemble": {...}, "<member>": {...}}` with the metrics (and fpr_by_class)."""
+        """`{"ensemble": {...}, "<member>": {...}}` with the metrics (and the class counts)."""
         out: dict[str, dict[str, Any]] = {}
         for name in [ENSEMBLE, *(n for n in self.metrics if n != ENSEMBLE)]:
             out[name] = self.metrics[name].as_dict()
-        if self.fpr_by_class is not None:
-            out[ENSEMBLE]["fpr_by_class"] = dict(self.fpr_by_class)
+        for key in ("fpr_by_class", "false_positives_by_class", "top_non_lenses_by_class"):
+            value = getattr(self, key)
+            if value is not None:
+                out[ENSEMBLE][key] = dict(value)
         return out
 
 
@@ -241,12 +255,24 @@ def build_report(
     """
     metrics = {name: metrics_of(values, labels.is_lens) for name, values in scores.items()}
     fpr_by_class: dict[str, float] | None = None
+    false_positives: dict[str, int] | None = None
+    top: dict[str, int] | None = None
     if labels.classes is not None and ENSEMBLE in scores:
         selected = scores[ENSEMBLE] >= threshold
-        fpr_by_class = {}
+        fpr_by_class, false_positives = {}, {}
         for name in sorted({str(c) for c in labels.classes[~labels.is_lens]}):
             members = (labels.classes == name) & ~labels.is_lens
             fpr_by_class[name] = float(selected[members].mean())
+            false_positives[name] = int(selected[members].sum())
+        non_lenses = np.flatnonzero(~labels.is_lens)
+        ranked = non_lenses[np.argsort(-scores[ENSEMBLE][non_lenses], kind="stable")]
+        names, counts = np.unique(
+            labels.classes[ranked[:TOP_NON_LENSES]].astype(str), return_counts=True
+        )
+        top = {
+            str(n): int(c)
+            for n, c in sorted(zip(names, counts, strict=True), key=lambda nc: (-nc[1], nc[0]))
+        }
     return EvaluationReport(
         ids=labels.ids,
         is_lens=labels.is_lens,
@@ -255,7 +281,58 @@ def build_report(
         metrics=metrics,
         threshold=threshold,
         fpr_by_class=fpr_by_class,
+        false_positives_by_class=false_positives,
+        top_non_lenses_by_class=top,
     )
+
+
+def _blocks(
+    store: Path, groups: Sequence[str], size: int, reader: Executor
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(ids, images) of consecutive groups joined into blocks of about `size` cutouts.
+
+    The next block is read by reader while the caller works on this one.
+    """
+    batches: list[list[str]] = [[]]
+    filled = 0
+    for group in groups:
+        if batches[-1] and filled >= size:
+            batches.append([])
+            filled = 0
+        batches[-1].append(group)
+        filled += _group_length(store, group)
+
+    def read(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        parts = [read_group(store, name) for name in names]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    pending = reader.submit(read, batches[0])
+    for following in [*batches[1:], None]:
+        block = pending.result()
+        if following is not None:
+            pending = reader.submit(read, following)
+        yield block
+
+
+def _group_length(store: Path, group: str) -> int:
+    import zarr
+
+    ids = zarr.open_group(str(store), mode="r")[f"{group}/ids"]
+    return int(ids.shape[0])  # type: ignore[union-attr]
+
+
+def _score_split(
+    sessions: Sequence[Any], images: np.ndarray, *, batch: int, pool: Executor
+) -> np.ndarray:
+    """One member's probabilities (N,), the rows split among its sessions, run side by side."""
+    images = np.ascontiguousarray(images, dtype=np.float32)
+    per = -(-images.shape[0] // len(sessions))
+    per = max(batch, -(-per // batch) * batch)
+    slices = [images[start : start + per] for start in range(0, images.shape[0], per)]
+    parts = pool.map(
+        lambda job: run_batched(job[0], job[1], batch=batch), zip(sessions, slices, strict=False)
+    )
+    return np.concatenate(list(parts)) if slices else np.empty(0, np.float32)
 
 
 def evaluate_store(
@@ -264,34 +341,61 @@ def evaluate_store(
     *,
     manifest: Path | None = None,
     batch: int = DEFAULT_BATCH,
+    workers: int = 1,
 ) -> EvaluationReport:
     """Score every cutout of a store with each member and the ensemble mean; compute metrics.
 
     store: a Zarr cutout store, any groups; labels: Parquet with id, is_lens (and class).
     manifest: a models manifest (the shipped one when None). Every cutout id must have a label
-    and every label a cutout.
+    and every label a cutout. workers: ONNX Runtime sessions per member run side by side on
+    parts of each block of cutouts, each with cpu_count / workers threads (small sessions scale
+    better on many cores than one wide one). The report's score_seconds hold each member's
+    scoring time.
     """
     store, labels = Path(store), Path(labels)
     models = load_manifest(manifest, verify=True)
     check_ensemble_inputs(models, open_store(store))
     truth = read_labels(labels)
-    parts_ids: list[np.ndarray] = []
-    parts_scores: list[Mapping[str, np.ndarray]] = []
-    for group in list_groups(store):
-        ids, images = read_group(store, group)
-        logger.info("%s/%s: scoring %d cutouts", store, group, ids.size)
-        parts_ids.append(ids)
-        parts_scores.append(score_cutouts(images, manifest=models, batch=batch))
-    if not parts_ids:
+    groups = list_groups(store)
+    if not groups:
         raise EvaluationError(f"{store}: the store holds no cutout groups")
+    workers = max(workers, 1)
+    sessions: dict[str, list[Any]] = {}
+    for m in models.ensemble.members:
+        path = models.path_of(m.file)
+        if workers == 1:
+            sessions[m.name] = [load_session(path, m.sha256)]
+        else:  # one session each: concurrent runs of one session share its thread pool
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            sessions[m.name] = [
+                load_session.__wrapped__(path, m.sha256, threads) for _ in range(workers)
+            ]
+    parts_ids: list[np.ndarray] = []
+    parts_scores: dict[str, list[np.ndarray]] = {name: [] for name in sessions}
+    seconds = dict.fromkeys(sessions, 0.0)
+    with ThreadPoolExecutor(workers) as pool, ThreadPoolExecutor(1) as reader:
+        for ids, images in _blocks(store, groups, 4 * batch * workers, reader):
+            parts_ids.append(ids)
+            for name, member_sessions in sessions.items():
+                tick = time.perf_counter()
+                parts_scores[name].append(
+                    _score_split(member_sessions, images, batch=batch, pool=pool)
+                )
+                seconds[name] += time.perf_counter() - tick
     ids = np.concatenate(parts_ids)
     order = np.argsort(ids, kind="stable")
-    scores = {
-        name: np.concatenate([part[name] for part in parts_scores])[order]
-        for name in parts_scores[0]
-    }
     check_same_ids(ids[order], truth, store=store, path=labels)
-    return build_report(truth, scores, threshold=models.ensemble.threshold)
+    scores = {name: np.concatenate(parts)[order] for name, parts in parts_scores.items()}
+    stacked = np.stack(list(scores.values()))
+    scores[ENSEMBLE] = stacked.mean(axis=0).astype(np.float32)
+    logger.info(
+        "%s: %d cutouts scored, %s",
+        store,
+        ids.size,
+        ", ".join(f"{n} {ids.size / max(t, 1e-9):.0f}/s" for n, t in seconds.items()),
+    )
+    report = build_report(truth, scores, threshold=models.ensemble.threshold)
+    return dataclasses.replace(report, score_seconds=seconds)
 
 
 def write_report_json(report: EvaluationReport, path: Path) -> Path:
@@ -354,3 +458,37 @@ def write_plots(report: EvaluationReport, folder: Path, *, prefix: str = "roc") 
     hist_path = folder / f"{prefix}_scores.png"
     hist.savefig(hist_path, dpi=110)
     return [roc_path, hist_path]
+
+
+def write_roc_panels(reports: Mapping[str, EvaluationReport], path: Path) -> Path:
+    """One ROC panel (log FPR) per labelled set, every scorer in each, as one PNG; the path."""
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(5.0 * max(len(reports), 1), 4.5), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, max(len(reports), 1), squeeze=False)[0])
+    for ax, (label, report) in zip(axes, reports.items(), strict=False):
+        n_lenses = int(report.is_lens.sum())
+        n_non = int(report.is_lens.size - n_lenses)
+        floor = 0.5 / n_non
+        for name in [ENSEMBLE, *(n for n in report.scores if n != ENSEMBLE)]:
+            curve = roc_curve(report.scores[name], report.is_lens)
+            m = report.metrics[name]
+            ax.step(
+                np.maximum(curve.fpr, floor),
+                curve.tpr,
+                where="post",
+                lw=2.0 if name == ENSEMBLE else 1.2,
+                label=f"{name}: AUROC {m.auroc:.3f}, TPR0 {m.tpr0:.2f}, TPR10 {m.tpr10:.2f}",
+            )
+        ax.axvline(9.5 / n_non, color="k", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlim(floor, 1.0)
+        ax.set_ylim(0.0, 1.01)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.set_title(f"{label}: {n_lenses:,} lenses, {n_non:,} non-lenses", fontsize=10)
+        ax.legend(loc="lower right", fontsize=7)
+    figure.savefig(path, dpi=100)
+    return path

@@ -24,6 +24,7 @@ from lensflow.evaluate import (
     tpr10,
     write_plots,
     write_report_json,
+    write_roc_panels,
 )
 from lensflow.registry import sha256_of
 
@@ -262,10 +263,27 @@ def test_store_evaluated_end_to_end(
         "n_lenses",
         "n_non_lenses",
         "fpr_by_class",
+        "false_positives_by_class",
+        "top_non_lenses_by_class",
     }
+    assert written["ensemble"]["false_positives_by_class"] == {"ring": 0, "spiral": 3}
+    assert written["ensemble"]["top_non_lenses_by_class"] == {"ring": 5, "spiral": 3}
+    assert report.score_seconds is not None and set(report.score_seconds) == {"a", "b"}
     plots = write_plots(report, tmp_path / "plots")
     assert [p.name for p in plots] == ["roc.png", "roc_scores.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
+
+
+def test_side_by_side_sessions_give_the_same_scores(
+    labelled_store: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    store, labels, manifest = labelled_store
+    alone = evaluate_store(store, labels, manifest=manifest, batch=2)
+    together = evaluate_store(store, labels, manifest=manifest, batch=2, workers=3)
+    for name, scores in alone.scores.items():
+        np.testing.assert_array_equal(together.scores[name], scores)
+    panels = write_roc_panels({"one": alone, "two": together}, tmp_path / "panels.png")
+    assert panels.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_ids_missing_from_either_side_are_refused(

@@ -31,13 +31,16 @@ def test_no_eval_exec_or_pickle(path: Path) -> None:
             assert node.func.attr not in {"query", "eval"}, (
                 f"{path}:{node.lineno} .{node.func.attr}"
             )
-            if node.func.attr == "load" and isinstance(node.func.value, ast.Name):
-                if node.func.value.id == "torch":
-                    keywords = {k.arg: k.value for k in node.keywords}
-                    weights_only = keywords.get("weights_only")
-                    assert isinstance(weights_only, ast.Constant) and weights_only.value is True, (
-                        f"{path}:{node.lineno} torch.load without weights_only=True"
-                    )
+            if (
+                node.func.attr == "load"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            ):
+                keywords = {k.arg: k.value for k in node.keywords}
+                weights_only = keywords.get("weights_only")
+                assert isinstance(weights_only, ast.Constant) and weights_only.value is True, (
+                    f"{path}:{node.lineno} torch.load without weights_only=True"
+                )
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
             for name in names:

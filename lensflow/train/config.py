@@ -16,6 +16,7 @@ from lensflow.errors import ConfigError, LensflowError
 
 Device = Literal["cpu", "cuda", "auto"]
 Architecture = Literal["resnet", "mobilenet", "attention"]
+Precision = Literal["float32", "bfloat16"]
 
 
 class TrainingError(LensflowError):
@@ -51,6 +52,8 @@ def _rebased(model: BaseModel, base: Path) -> dict[str, Any]:
             update[name] = base / value
         elif isinstance(value, BaseModel):
             update[name] = value.model_copy(update=_rebased(value, base))
+        elif isinstance(value, tuple) and value and all(isinstance(v, BaseModel) for v in value):
+            update[name] = tuple(v.model_copy(update=_rebased(v, base)) for v in value)
     return update
 
 
@@ -59,27 +62,47 @@ class CutoutSet(_Frozen):
 
     With `store` set, that store and `labels` (default: labels.parquet beside it) are used;
     otherwise the set is simulated into `folder` (default: the run's work folder) once and
-    reused while the spec is unchanged.
+    reused while the spec is unchanged. seeing_factor and depth_mag simulate it in a shifted
+    survey (`LSST_LIKE.shifted`: PSF FWHM x seeing_factor, depth_mag < 0 shallower).
     """
 
     n_lenses: int = Field(default=4000, gt=0)
     n_non_lenses: int = Field(default=12000, gt=0)
     seed: int = 1
     mix: Literal["training", "natural"] = "training"
+    seeing_factor: float = Field(default=1.0, gt=0.0)
+    depth_mag: float = 0.0
     store: Path | None = None
     labels: Path | None = None
     folder: Path | None = None
+
+    @property
+    def shifted(self) -> bool:
+        """Whether the set is simulated in a survey other than the nominal one."""
+        return self.seeing_factor != 1.0 or self.depth_mag != 0.0
 
     def spec(self) -> dict[str, Any]:
         """The set's description copied into the manifest (counts, seed, mix or store path)."""
         if self.store is not None:
             return {"store": str(self.store)}
-        return {
+        spec: dict[str, Any] = {
             "n_lenses": self.n_lenses,
             "n_non_lenses": self.n_non_lenses,
             "seed": self.seed,
             "mix": self.mix,
         }
+        if self.shifted:
+            spec |= {"seeing_factor": self.seeing_factor, "depth_mag": self.depth_mag}
+        return spec
+
+
+class EvaluationSet(CutoutSet):
+    """A held-out set scored after training besides the test set (e.g. a shifted survey).
+
+    Its metrics go into the manifest under metrics.evaluation_sets.<name>.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
 
 
 class MemberConfig(_Frozen):
@@ -98,6 +121,7 @@ class TrainConfig(_Frozen):
     members: tuple[MemberConfig, ...] = Field(min_length=1)
     training_set: CutoutSet = CutoutSet()
     test_set: CutoutSet | None = CutoutSet(n_lenses=1000, n_non_lenses=5000, seed=2)
+    evaluation_sets: tuple[EvaluationSet, ...] = ()
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
     epochs: int = Field(default=10, gt=0)
     patience: int = Field(default=3, gt=0)
@@ -105,12 +129,20 @@ class TrainConfig(_Frozen):
     lr: float = Field(default=1e-3, gt=0.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)
     device: Device = "auto"
+    precision: Precision = "float32"  # bfloat16: autocast on CUDA; export stays float32
+    channels_last: bool = False  # NHWC activations (faster convolutions on GPUs)
+    deterministic: bool = True  # False: cuDNN autotuning and TF32, faster, not bit-exact
+    max_member_seconds: float | None = Field(default=None, gt=0.0)  # per member: epochs to fit
+    preflight: bool = False  # first a short fit and export of each architecture on noise
     threads: int | None = Field(default=None, gt=0)
     simulation_workers: int = Field(default=1, gt=0)
+    evaluation_workers: int = Field(default=1, gt=0)  # ONNX Runtime sessions run side by side
     work: Path = Path("training")
     checkpoints: Path | None = None
     output: Path = Path("models")
     reports: Path | None = None
+    summary: Path | None = None  # run report JSON, rewritten after each step; ROC plot beside it
+    photometry_from: Path | None = None  # a manifest whose photometry gate the output takes
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     version: str = "1"
 
@@ -119,6 +151,9 @@ class TrainConfig(_Frozen):
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
             raise ValueError(f"member names repeat: {names}")
+        sets = [s.name for s in self.evaluation_sets]
+        if len(set(sets)) != len(sets) or "test" in sets:
+            raise ValueError(f"evaluation set names repeat or use 'test' (the test set): {sets}")
         return self
 
     @classmethod

@@ -7,12 +7,15 @@ and of the galaxies that pass the catalog cuts.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +24,9 @@ from torch import Tensor
 from lensflow.cutouts import StoreInfo, list_groups, open_store, read_group
 from lensflow.evaluate import Labels, check_same_ids, read_labels
 from lensflow.train.config import CatalogCuts, CutoutSet, TrainingError
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
 
@@ -50,17 +56,47 @@ class LabelledCutouts:
         )
 
 
+@contextmanager
+def simulation_client(workers: int) -> Iterator[Client | None]:
+    """A Dask client on a LocalCluster of `workers` processes on 127.0.0.1; None for one worker.
+
+    The simulation of cutout sets runs there (one task per chunk of ids).
+    """
+    if workers <= 1:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            scheduler_kwargs={"dashboard": False},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
 def ensure_cutout_set(
-    spec: CutoutSet, default_folder: Path, *, workers: int = 1
+    spec: CutoutSet,
+    default_folder: Path,
+    *,
+    workers: int = 1,
+    client: Client | None = None,
 ) -> tuple[Path, Path]:
     """Paths (store, labels) of a cutout set, simulating it first unless it exists already.
 
-    With workers > 1 the simulation runs on a local Dask cluster of that many processes.
+    The simulation runs on client when given, else on a local cluster of `workers` processes
+    when workers > 1, else here. A shifted set is simulated in LSST_LIKE.shifted(...).
     """
     if spec.store is not None:
         labels = spec.labels if spec.labels is not None else spec.store.parent / "labels.parquet"
         return spec.store, labels
-    from lensflow.simulate import NATURAL_MIX, TRAINING_MIX, make_training_set
+    from lensflow.simulate import LSST_LIKE, NATURAL_MIX, TRAINING_MIX, make_training_set
 
     folder = spec.folder if spec.folder is not None else default_folder
     stamp = folder / "spec.json"
@@ -76,17 +112,15 @@ def ensure_cutout_set(
         "n_non_lenses": spec.n_non_lenses,
         "seed": spec.seed,
         "mix": TRAINING_MIX if spec.mix == "training" else NATURAL_MIX,
+        "survey": LSST_LIKE.shifted(seeing_factor=spec.seeing_factor, depth_mag=spec.depth_mag),
         "overwrite": True,
         "progress": False,
     }
-    if workers > 1:
-        from lensflow.config import ClusterConfig
-        from lensflow.scan.cluster import connect
-
-        with connect(ClusterConfig(n_workers=workers, dashboard=False)) as client:
-            made_set = make_training_set(folder, client=client, **options)
+    if client is not None:
+        made_set = make_training_set(folder, client=client, **options)
     else:
-        made_set = make_training_set(folder, **options)
+        with simulation_client(workers) as own:
+            made_set = make_training_set(folder, client=own, **options)
     store, labels = Path(made_set.store), Path(made_set.labels)
     stamp.write_text(
         json.dumps({"spec": wanted, "store": str(store), "labels": str(labels)}, indent=2)
@@ -94,17 +128,31 @@ def ensure_cutout_set(
     return store, labels
 
 
-def load_cutouts(store: Path, labels: Path) -> LabelledCutouts:
-    """Every cutout of a store (all groups) with its label, sorted by id."""
+def load_cutouts(store: Path, labels: Path, *, threads: int = 1) -> LabelledCutouts:
+    """Every cutout of a store (all groups) with its label, sorted by id.
+
+    threads: groups read side by side (Zarr decoding releases the GIL).
+    """
     store, labels = Path(store), Path(labels)
     info = open_store(store)
-    parts = [read_group(store, group) for group in list_groups(store)]
+    groups = list_groups(store)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        parts = list(pool.map(lambda group: read_group(store, group), groups))
     ids = np.concatenate([p[0] for p in parts]) if parts else np.empty(0, np.int64)
     order = np.argsort(ids, kind="stable")
     truth = read_labels(labels)
     check_same_ids(ids[order], truth, store=store, path=labels)
-    images = np.concatenate([p[1] for p in parts])[order] if parts else np.empty((0, 0, 0, 0))
-    return LabelledCutouts(images=images.astype(np.float32, copy=False), labels=truth, info=info)
+    if not parts:
+        return LabelledCutouts(images=np.empty((0, 0, 0, 0), np.float32), labels=truth, info=info)
+    images = np.empty((ids.size, *parts[0][1].shape[1:]), dtype=np.float32)
+    start = 0
+    for _, part in parts:
+        images[start : start + part.shape[0]] = part
+        start += part.shape[0]
+    del parts
+    if np.any(order != np.arange(order.size)):
+        images = images[order]
+    return LabelledCutouts(images=images, labels=truth, info=info)
 
 
 def split_validation(
@@ -122,24 +170,45 @@ def split_validation(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+@functools.lru_cache(maxsize=8)
+def _symmetry_maps(size: int, device: torch.device) -> Tensor:
+    """Source pixel of each output pixel, int64 (8, size * size), for the 8 symmetries of a square.
+
+    Rows 0-3 rotate by k x 90 degrees; rows 4-7 mirror (flip in x), then rotate.
+    """
+    grid = torch.arange(size * size, device=device).reshape(size, size)
+    maps = [
+        torch.rot90(g, k, dims=(0, 1)).reshape(-1) for g in (grid, grid.flip(-1)) for k in range(4)
+    ]
+    return torch.stack(maps)
+
+
 def augment(images: Tensor, generator: torch.Generator) -> Tensor:
-    """Random 90-degree rotations and flips, one draw per cutout; images (N, C, H, W), H = W."""
-    n = images.shape[0]
-    turns = torch.randint(0, 4, (n,), generator=generator)
-    flip = torch.randint(0, 2, (n,), generator=generator).bool()
-    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    out = images.clone()
-    for k in (1, 2, 3):
-        chosen = turns == k
-        if chosen.any():
-            out[chosen] = torch.rot90(images[chosen], k, dims=(-2, -1))
-    return out
+    """Random 90-degree rotations and flips, one draw per cutout; images (N, C, H, W), H = W.
+
+    One gather on the images' device, no host synchronisation; the draws come from generator
+    (on the images' device or the CPU).
+    """
+    n, c, h, w = images.shape
+    if h != w:
+        raise ValueError(f"augment needs square images, got {h}x{w}")
+    choice = torch.randint(0, 8, (n,), generator=generator, device=generator.device)
+    index = _symmetry_maps(h, images.device)[choice.to(images.device)]
+    moved = images.reshape(n, c, h * w).gather(2, index[:, None, :].expand(n, c, h * w))
+    return moved.reshape(n, c, h, w)
 
 
-def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[np.ndarray]:
-    """Shuffled row indices of an epoch, in batches (the last may be short)."""
-    order = torch.randperm(n, generator=generator).numpy()
-    for start in range(0, n, batch_size):
+def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
+    """Shuffled row indices of an epoch in full batches, on the generator's device.
+
+    The rows left over after the last full batch wait for another epoch's shuffle (a batch
+    of one would break batch normalisation); with fewer rows than batch_size, one batch of all.
+    """
+    order = torch.randperm(n, generator=generator, device=generator.device)
+    if n <= batch_size:
+        yield order
+        return
+    for start in range(0, n - batch_size + 1, batch_size):
         yield order[start : start + batch_size]
 
 

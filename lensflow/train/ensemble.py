@@ -1,38 +1,171 @@
-"""Train the CNN ensemble members, export them, and evaluate them on a held-out set.
+"""Train the CNN ensemble members, export them, and evaluate them on held-out sets.
 
 Each member trains from its own seed with per-epoch checkpoints under checkpoints/<name>/, so a
 rerun of the same config resumes where it stopped and a finished member is only re-exported.
+The held-out sets (the test set and any evaluation sets) are simulated on the local cluster
+while the members train, then scored with ONNX Runtime as a scan would score them. The
+manifest and the run report are rewritten after every step, so an interrupted run leaves
+what it finished.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
 import logging
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from lensflow.ensemble import DEFAULT_BATCH, load_session, run_batched
-from lensflow.errors import ModelMismatchError
 from lensflow.evaluate import (
     ENSEMBLE,
     EvaluationReport,
-    build_report,
+    evaluate_store,
     write_plots,
     write_report_json,
+    write_roc_panels,
 )
-from lensflow.registry import EnsembleModels, sha256_of
-from lensflow.train.config import MemberConfig, TrainConfig, TrainingError
-from lensflow.train.data import LabelledCutouts, ensure_cutout_set, load_cutouts, split_validation
+from lensflow.registry import default_manifest_path, sha256_of
+from lensflow.simulate.survey import LSST_LIKE
+from lensflow.train.config import CutoutSet, MemberConfig, TrainConfig, TrainingError
+from lensflow.train.data import (
+    LabelledCutouts,
+    ensure_cutout_set,
+    load_cutouts,
+    simulation_client,
+    split_validation,
+)
 from lensflow.train.export import export_onnx, write_manifest
-from lensflow.train.loop import FitSettings, fingerprint, fit, make_deterministic, resolve_device
-from lensflow.train.models import build_cnn, count_flops, normalisation_text
+from lensflow.train.loop import (
+    FitSettings,
+    fingerprint,
+    fit,
+    make_deterministic,
+    resolve_device,
+)
+from lensflow.train.models import ProbabilityModel, build_cnn, count_flops, normalisation_text
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 logger = logging.getLogger(__name__)
+
+TEST = "test"
+"""The name of the test set in reports."""
+
+AIMS: Mapping[str, float] = {"auroc": 0.99, "tpr0": 0.30, "tpr10": 0.80}
+"""The ensemble's aims on a contaminant-rich set of 100,000 non-lenses."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+class RunReport:
+    """What a training run did, step by step: timings, members, metrics of every set.
+
+    With a path, the JSON is rewritten (atomically) after every change, so a run stopped from
+    outside still leaves its finished steps. Steps may run in two threads at once.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {"started": _now(), "steps": [], "members": {}, "sets": {}}
+        self._lock = threading.Lock()
+        self._began = time.perf_counter()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time one step; log its start and end and record it (also when it fails)."""
+        started = _now()
+        tick = time.perf_counter()
+        logger.info("step %s: started", name)
+        status = "failed"
+        try:
+            yield
+            status = "done"
+        finally:
+            seconds = time.perf_counter() - tick
+            logger.info("step %s: %s in %.1f s", name, status, seconds)
+            with self._lock:
+                self.data["steps"].append(
+                    {
+                        "step": name,
+                        "started": started,
+                        "seconds": round(seconds, 2),
+                        "status": status,
+                    }
+                )
+                self._write()
+
+    def update(self, **values: Any) -> None:
+        """Set top-level entries and rewrite the file."""
+        with self._lock:
+            self.data.update(values)
+            self._write()
+
+    def merge(self, key: str, name: str, values: Mapping[str, Any]) -> None:
+        """Merge values into data[key][name] and rewrite the file."""
+        with self._lock:
+            entry = self.data.setdefault(key, {}).setdefault(name, {})
+            entry.update(values)
+            self._write()
+
+    def _write(self) -> None:
+        self.data["elapsed_seconds"] = round(time.perf_counter() - self._began, 2)
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(_plain(self.data), indent=2) + "\n")
+        tmp.replace(self.path)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready values (numpy scalars unwrapped, paths as text, NaN as null)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where the run ran: versions, cores, the accelerator."""
+    import onnxruntime
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env
 
 
 def _settings(config: TrainConfig, member: MemberConfig) -> FitSettings:
@@ -44,7 +177,56 @@ def _settings(config: TrainConfig, member: MemberConfig) -> FitSettings:
         weight_decay=config.weight_decay,
         seed=member.seed,
         augment=True,
+        precision=config.precision,
+        channels_last=config.channels_last,
     )
+
+
+def inference_rate(
+    model: ProbabilityModel, shape: tuple[int, ...], *, device: torch.device
+) -> float:
+    """Images per second of the float32 torch forward pass on device (batches of zeros)."""
+    batch = 1024 if device.type == "cuda" else 16
+    model.to(device)
+    model.train(False)
+    x = torch.zeros((batch, *shape), device=device)
+    with torch.no_grad():
+        model(x)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        rounds = 5 if device.type == "cuda" else 1
+        tick = time.perf_counter()
+        for _ in range(rounds):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    model.cpu()
+    return rounds * batch / (time.perf_counter() - tick)
+
+
+def preflight(config: TrainConfig, device: torch.device) -> None:
+    """A one-epoch fit and an ONNX export of every member's architecture on noise cutouts.
+
+    Runs the whole device path (shuffling, augmentation, precision, optimiser, export check) in
+    seconds, so a run that cannot work fails before it simulates anything.
+    """
+    n = 2 * config.batch_size
+    shape = (len(LSST_LIKE.bands), LSST_LIKE.cutout_size, LSST_LIKE.cutout_size)
+    images = np.random.default_rng(0).normal(0.0, 10.0, size=(n + 16, *shape))
+    images = images.astype(np.float32)
+    is_lens = np.arange(n + 16) % 2 == 0
+    with tempfile.TemporaryDirectory() as folder:
+        for member in config.members:
+            settings = dataclasses.replace(_settings(config, member), epochs=1)
+            model = build_cnn(member.architecture, LSST_LIKE.bands)
+            fit(
+                model,
+                (images[:n], is_lens[:n]),
+                (images[n:], is_lens[n:]),
+                settings=settings,
+                device=device,
+            )
+            export_onnx(model, Path(folder) / "model.onnx", kind="cnn", example=images[:4])
 
 
 def train_member(
@@ -54,8 +236,12 @@ def train_member(
     *,
     config: TrainConfig,
     device: torch.device,
+    images: Tensor | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) one member, export its ONNX file; its manifest entry, less metrics."""
+    """Train (or resume) one member, export its ONNX file; its manifest entry, less metrics.
+
+    images: train.images already on the device (moved once for every member).
+    """
     settings = _settings(config, member)
     tag = fingerprint(
         {
@@ -70,17 +256,22 @@ def train_member(
     model = build_cnn(member.architecture, info.bands)
     result = fit(
         model,
-        (train.images, train.labels.is_lens),
+        (train.images if images is None else images, train.labels.is_lens),
         (val.images, val.labels.is_lens),
         settings=settings,
         device=device,
         checkpoints=config.checkpoint_folder / member.name,
         tag=tag,
+        max_seconds=config.max_member_seconds,
     )
+    shape = tuple(int(n) for n in val.images.shape[1:])
+    rate = inference_rate(model, shape, device=device)
     file = f"{member.name}.onnx"
     path = config.output / file
-    zeros = np.zeros((2, *val.images.shape[1:]), dtype=np.float32)
-    export_onnx(model, path, kind="cnn", example=val.images[:5], check=[zeros, val.images[:64]])
+    zeros = np.zeros((2, *shape), dtype=np.float32)
+    worst = export_onnx(
+        model, path, kind="cnn", example=val.images[:5], check=[zeros, val.images[:256]]
+    )
     return {
         "name": member.name,
         "file": file,
@@ -90,86 +281,223 @@ def train_member(
         "pixel_scale_arcsec": info.pixel_scale_arcsec,
         "units": info.units,
         "normalisation": normalisation_text(info.bands),
-        "flops": count_flops(model, val.images.shape[1:]),
+        "flops": count_flops(model, shape),
         "version": config.version,
         "training": {
             **config.training_set.spec(),
             "architecture": member.architecture,
+            "parameters": sum(p.numel() for p in model.parameters()),
             "seed": member.seed,
             "epochs": settings.epochs,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
+            "stopped_by": result.stopped_by,
             "best_val_loss": result.best_val_loss,
             "best_val_auroc": result.best_val_auroc,
             "batch_size": settings.batch_size,
             "lr": settings.lr,
             "validation_fraction": config.validation_fraction,
+            "augmentation": "random 90-degree rotations and flips",
             "n_train": int(train.labels.ids.size),
             "n_val": int(val.labels.ids.size),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "precision": settings.precision if device.type == "cuda" else "float32",
+            "seconds": round(result.seconds, 1),
+            "images_per_second": _rounded(result.images_per_second),
+            "inference_images_per_second": round(rate),
+            "onnx_max_abs_diff": worst,
         },
     }
 
 
-def evaluate_members(
-    manifest: Path, test: LabelledCutouts, *, batch: int = DEFAULT_BATCH
-) -> EvaluationReport:
-    """Every member of a manifest's ensemble, and their mean, scored on a labelled set."""
-    with Path(manifest).open("rb") as f:
-        ensemble = EnsembleModels.model_validate(tomllib.load(f)["ensemble"])
-    scores: dict[str, np.ndarray] = {}
-    folder = Path(manifest).parent.resolve()
-    for member in ensemble.members:
-        path = (folder / member.file).resolve()
-        if not path.is_relative_to(folder):
-            raise ModelMismatchError(f"{member.file!r}: model files must lie inside {folder}")
-        session = load_session(path, member.sha256)
-        scores[member.name] = run_batched(session, test.images, batch=batch)
-    scores[ENSEMBLE] = np.mean(np.stack(list(scores.values())), axis=0).astype(np.float32)
-    return build_report(test.labels, scores, threshold=ensemble.threshold)
+def _rounded(value: float) -> int | None:
+    return round(value) if np.isfinite(value) else None
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f)
+
+
+def take_photometry(config: TrainConfig) -> None:
+    """Give the output manifest a photometry gate when it has none, copied with its file.
+
+    From config.photometry_from, else the shipped manifest: the output is then a complete model
+    set that a scan or `evaluate_store` loads.
+    """
+    target = config.output / "manifest.toml"
+    if "photometry" in _read_manifest(target):
+        return
+    source = config.photometry_from or default_manifest_path()
+    entry = _read_manifest(source).get("photometry")
+    if entry is None:
+        raise TrainingError(f"{source}: no [photometry] table to copy into {target}")
+    file = source.parent / str(entry["file"])
+    if sha256_of(file) != entry["sha256"]:
+        raise TrainingError(f"{file}: sha256 does not match {source}")
+    config.output.mkdir(parents=True, exist_ok=True)
+    if file.resolve() != (config.output / file.name).resolve():
+        shutil.copyfile(file, config.output / file.name)
+    write_manifest(target, photometry={**entry, "file": file.name})
+
+
+def held_out_sets(config: TrainConfig) -> list[tuple[str, CutoutSet]]:
+    """The sets scored after training, by name: the test set first, then the evaluation sets."""
+    sets: list[tuple[str, CutoutSet]] = []
+    if config.test_set is not None:
+        sets.append((TEST, config.test_set))
+    sets += [(s.name, s) for s in config.evaluation_sets]
+    return sets
+
+
+def _simulate_held_out(
+    config: TrainConfig, client: Client | None, run: RunReport
+) -> dict[str, tuple[Path, Path]]:
+    paths: dict[str, tuple[Path, Path]] = {}
+    for name, spec in held_out_sets(config):
+        folder = config.work / ("test-set" if name == TEST else f"set-{name}")
+        with run.step(f"simulate {name} set"):
+            paths[name] = ensure_cutout_set(
+                spec, folder, workers=config.simulation_workers, client=client
+            )
+    return paths
+
+
+def _record_metrics(
+    manifest: Path, name: str, spec: Mapping[str, Any], report: EvaluationReport
+) -> None:
+    """Write a set's metrics into the manifest: top level for the test set, else nested."""
+    raw = _read_manifest(manifest)["ensemble"]
+    members = raw["members"]
+    scored = report.as_dict()
+    for member in members:
+        if member["name"] not in scored:
+            continue
+        values = {**scored[member["name"]], "set": dict(spec)}
+        member["metrics"] = _merged(member.get("metrics", {}), name, values)
+    ensemble = {**scored[ENSEMBLE], "set": dict(spec)}
+    write_manifest(
+        manifest,
+        members=members,
+        ensemble_metrics=_merged(raw.get("metrics", {}), name, ensemble),
+    )
+
+
+def _merged(metrics: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(metrics)
+    if name == TEST:
+        out.pop("test_set", None)
+        out.update({k: v for k, v in values.items() if k != "set"})
+        out["test_set"] = values["set"]
+    else:
+        sets = dict(out.get("evaluation_sets", {}))
+        sets[name] = dict(values)
+        out["evaluation_sets"] = sets
+    return out
+
+
+def summarise(report: EvaluationReport) -> dict[str, Any]:
+    """A set's metrics for the run report, with the aims and the most confusing class."""
+    scored = report.as_dict()
+    members = {n: m for n, m in scored.items() if n != ENSEMBLE}
+    ens = scored[ENSEMBLE]
+    best = max(members, key=lambda n: (members[n]["tpr10"], members[n]["auroc"]))
+    out: dict[str, Any] = {
+        "metrics": scored,
+        "best_member_by_tpr10": best,
+        "ensemble_beats_best_member_on_tpr10": ens["tpr10"] > members[best]["tpr10"],
+        "aims": {k: {"aim": v, "value": ens[k], "reached": ens[k] >= v} for k, v in AIMS.items()},
+    }
+    top = ens.get("top_non_lenses_by_class")
+    if top:
+        out["most_false_positives_class"] = next(iter(top))
+    if report.score_seconds:
+        n = int(report.ids.size)
+        out["onnxruntime_images_per_second"] = {
+            k: round(n / max(v, 1e-9)) for k, v in report.score_seconds.items()
+        }
+    return out
 
 
 def train_ensemble(config: TrainConfig | Path) -> Path:
     """Train every member of the config, export and evaluate them; returns the manifest path.
 
-    Writes output/<member>.onnx, merges the members and threshold into output/manifest.toml,
-    and with a test set, each member's and the ensemble's metrics, the report JSON and plots.
+    Writes output/<member>.onnx and merges each member into output/manifest.toml as soon as it
+    is exported; then scores the test set and each evaluation set with ONNX Runtime and writes
+    their metrics (the test set's as `metrics`, the others' under `metrics.evaluation_sets`),
+    report JSON and plots. With config.summary, the run report and a ROC figure of every set.
     """
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_toml(Path(config))
-    make_deterministic(config.threads)
+    run = RunReport(config.summary)
+    make_deterministic(config.threads, deterministic=config.deterministic)
     device = resolve_device(config.device)
-    store, labels = ensure_cutout_set(
-        config.training_set, config.work / "train-set", workers=config.simulation_workers
-    )
-    data = load_cutouts(store, labels)
-    if not data.labels.is_lens.any() or data.labels.is_lens.all():
-        raise TrainingError(f"{store}: training needs both lenses and non-lenses")
-    fit_rows, val_rows = split_validation(
-        data.labels.is_lens, fraction=config.validation_fraction, seed=config.training_set.seed
-    )
-    train, val = data.subset(fit_rows), data.subset(val_rows)
-    del data
-    entries = [
-        train_member(member, train, val, config=config, device=device) for member in config.members
-    ]
-    manifest = write_manifest(
-        config.output / "manifest.toml", members=entries, threshold=config.threshold
-    )
-    if config.test_set is None:
-        return manifest
-    del train, val
-    test_store, test_labels = ensure_cutout_set(
-        config.test_set, config.work / "test-set", workers=config.simulation_workers
-    )
-    report = evaluate_members(manifest, load_cutouts(test_store, test_labels))
-    with manifest.open("rb") as f:
-        members = tomllib.load(f)["ensemble"]["members"]
-    test_spec = config.test_set.spec()
-    for member in members:
-        member["metrics"] = {**report.metrics[member["name"]].as_dict(), "test_set": test_spec}
-    summary: Mapping[str, Any] = {**report.as_dict()[ENSEMBLE], "test_set": test_spec}
-    write_manifest(manifest, members=members, ensemble_metrics=summary)
-    write_report_json(report, config.report_folder / "ensemble.json")
-    write_plots(report, config.report_folder)
-    logger.info("ensemble on the test set: %s", report.as_dict()[ENSEMBLE])
+    run.update(environment=environment(device), config=config.model_dump(mode="json"))
+    manifest = config.output / "manifest.toml"
+    held_out: dict[str, tuple[Path, Path]] = {}
+    if config.preflight:
+        with run.step("preflight"):
+            preflight(config, device)
+    with (
+        simulation_client(config.simulation_workers) as client,
+        ThreadPoolExecutor(1, thread_name_prefix="simulate") as background,
+    ):
+        with run.step("simulate training set"):
+            store, labels = ensure_cutout_set(
+                config.training_set,
+                config.work / "train-set",
+                workers=config.simulation_workers,
+                client=client,
+            )
+        pending: Future[dict[str, tuple[Path, Path]]] = background.submit(
+            _simulate_held_out, config, client, run
+        )
+        with run.step("load training set"):
+            data = load_cutouts(store, labels, threads=min(8, os.cpu_count() or 1))
+            if not data.labels.is_lens.any() or data.labels.is_lens.all():
+                raise TrainingError(f"{store}: training needs both lenses and non-lenses")
+            fit_rows, val_rows = split_validation(
+                data.labels.is_lens,
+                fraction=config.validation_fraction,
+                seed=config.training_set.seed,
+            )
+            train, val = data.subset(fit_rows), data.subset(val_rows)
+            del data
+            images = torch.from_numpy(train.images).to(device)
+        take_photometry(config)
+        for member in config.members:
+            with run.step(f"train {member.name}"):
+                entry = train_member(
+                    member, train, val, config=config, device=device, images=images
+                )
+                write_manifest(manifest, members=[entry], threshold=config.threshold)
+            run.merge(
+                "members",
+                member.name,
+                {"flops": entry["flops"], "sha256": entry["sha256"], **entry["training"]},
+            )
+        del train, val, images
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        with run.step("wait for held-out sets"):
+            held_out = pending.result()
+    reports: dict[str, EvaluationReport] = {}
+    for name, spec in held_out_sets(config):
+        set_store, set_labels = held_out[name]
+        with run.step(f"evaluate {name} set"):
+            report = evaluate_store(
+                set_store, set_labels, manifest=manifest, workers=config.evaluation_workers
+            )
+            _record_metrics(manifest, name, spec.spec(), report)
+            suffix = "" if name == TEST else f"_{name}"
+            write_report_json(report, config.report_folder / f"ensemble{suffix}.json")
+            write_plots(report, config.report_folder, prefix=f"roc{suffix}")
+            reports[name] = report
+            run.merge("sets", name, {"set": spec.spec(), **summarise(report)})
+            if config.summary is not None:
+                write_roc_panels(reports, config.summary.with_suffix(".png"))
+        logger.info("ensemble on the %s set: %s", name, report.as_dict()[ENSEMBLE])
+    run.update(finished=_now())
     return manifest

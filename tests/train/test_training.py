@@ -13,15 +13,23 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from lensflow.cutouts import create_store, write_group
+from lensflow.cutouts import create_store, open_store, write_group
 from lensflow.errors import ConfigError
+from lensflow.simulate import LSST_LIKE
 from lensflow.train.config import (
     CutoutSet,
+    EvaluationSet,
     MemberConfig,
     TrainConfig,
     TrainingError,
 )
-from lensflow.train.data import augment, load_cutouts, split_validation
+from lensflow.train.data import (
+    augment,
+    batch_rows,
+    ensure_cutout_set,
+    load_cutouts,
+    split_validation,
+)
 from lensflow.train.ensemble import train_ensemble
 from lensflow.train.loop import FitSettings, fit
 from lensflow.train.models import build_cnn
@@ -50,6 +58,20 @@ def test_augment_applies_one_symmetry_of_the_square_per_cutout() -> None:
         assert any(torch.equal(moved, c) for c in candidates)
     again = augment(x, torch.Generator().manual_seed(0))
     assert torch.equal(out, again)
+
+
+def test_every_symmetry_of_the_square_is_drawn() -> None:
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4).expand(200, 1, 4, 4)
+    out = augment(x, torch.Generator().manual_seed(1))
+    assert len({tuple(o.flatten().tolist()) for o in out}) == 8
+
+
+def test_an_epoch_runs_full_batches_of_distinct_rows() -> None:
+    batches = list(batch_rows(10, 4, torch.Generator().manual_seed(0)))
+    assert [b.numel() for b in batches] == [4, 4]
+    assert torch.cat(batches).unique().numel() == 8
+    (only,) = batch_rows(3, 4, torch.Generator().manual_seed(0))
+    assert sorted(only.tolist()) == [0, 1, 2]
 
 
 def test_validation_split_is_stratified_and_disjoint() -> None:
@@ -113,6 +135,45 @@ def test_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
         )
 
 
+def test_a_time_budget_sets_the_epochs_and_a_run_past_it_resumes(tmp_path: Path) -> None:
+    images, is_lens = _images(32, seed=0)
+    settings = FitSettings(
+        epochs=3, patience=5, batch_size=8, lr=1e-3, weight_decay=1e-4, seed=3, augment=True
+    )
+    train, val = (images[:24], is_lens[:24]), (images[24:], is_lens[24:])
+    cpu = torch.device("cpu")
+
+    def run(folder: Path, max_seconds: float | None) -> Any:
+        model = build_cnn("attention", ("g", "r", "i"))
+        return fit(
+            model,
+            train,
+            val,
+            settings=settings,
+            device=cpu,
+            checkpoints=folder,
+            tag="t",
+            max_seconds=max_seconds,
+        )
+
+    budget = run(tmp_path / "budget", 1e-6)  # one epoch fits: the schedule ends after it
+    assert (budget.epochs_run, budget.stopped_by) == (1, "budget")
+    state = torch.load(tmp_path / "budget" / "epoch-001.pt", weights_only=True)
+    assert state["stopped"] and state["schedule"]["T_max"] == 1
+    assert budget.images_per_second > 0
+
+    folder = tmp_path / "late"
+    run(folder, None)
+    for epoch in (2, 3):
+        (folder / f"epoch-00{epoch}.pt").unlink()  # as if stopped after the first epoch
+    late = run(folder, 1e-6)  # the second epoch passes the time: stopped, resumable
+    assert (late.resumed_at, late.epochs_run, late.stopped_by) == (1, 2, "time")
+    assert not torch.load(folder / "epoch-002.pt", weights_only=True)["stopped"]
+    rest = run(folder, None)
+    assert (rest.resumed_at, rest.epochs_run, rest.stopped_by) == (2, 3, "epochs")
+    assert [h["epoch"] for h in rest.history] == [1.0, 2.0, 3.0]
+
+
 def test_config_reads_toml_relative_to_its_file(tmp_path: Path) -> None:
     path = tmp_path / "train.toml"
     path.write_text(
@@ -136,6 +197,60 @@ seed = 4
     path.write_text(path.read_text().replace("epochs = 3", "epoch = 3"))
     with pytest.raises(ConfigError, match="epoch"):
         TrainConfig.from_toml(path)
+
+
+def test_evaluation_sets_read_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "train.toml"
+    text = """
+[[members]]
+name = "res"
+architecture = "resnet"
+[[evaluation_sets]]
+name = "shifted"
+n_lenses = 20
+n_non_lenses = 40
+seed = 4
+seeing_factor = 1.3
+depth_mag = -0.5
+folder = "sets/shifted"
+[[evaluation_sets]]
+name = "natural"
+mix = "natural"
+"""
+    path.write_text(text)
+    shifted, natural = TrainConfig.from_toml(path).evaluation_sets
+    assert shifted.folder == tmp_path / "sets" / "shifted"
+    assert shifted.spec() == {
+        "n_lenses": 20,
+        "n_non_lenses": 40,
+        "seed": 4,
+        "mix": "training",
+        "seeing_factor": 1.3,
+        "depth_mag": -0.5,
+    }
+    assert natural.mix == "natural"
+    assert "seeing_factor" not in natural.spec()
+    path.write_text(text.replace('name = "natural"', 'name = "shifted"'))
+    with pytest.raises(ConfigError, match="evaluation set names repeat"):
+        TrainConfig.from_toml(path)
+    path.write_text(text.replace('name = "natural"', 'name = "test"'))
+    with pytest.raises(ConfigError, match="evaluation set names"):
+        TrainConfig.from_toml(path)
+    path.write_text(text.replace("seeing_factor = 1.3", "seeing = 1.3"))
+    with pytest.raises(ConfigError, match="seeing"):
+        TrainConfig.from_toml(path)
+
+
+def test_a_shifted_set_is_simulated_in_the_shifted_survey(tmp_path: Path) -> None:
+    spec = CutoutSet(n_lenses=1, n_non_lenses=2, seed=5, seeing_factor=1.3, depth_mag=-0.5)
+    store, labels = ensure_cutout_set(spec, tmp_path / "shifted")
+    info = open_store(store)
+    for band in info.bands:
+        assert info.psf_fwhm_arcsec[band] == pytest.approx(1.3 * LSST_LIKE.psf_fwhm_arcsec[band])
+    assert pq.read_table(labels).num_rows == 3
+    stamp = json.loads((tmp_path / "shifted" / "spec.json").read_text())
+    assert stamp["spec"]["depth_mag"] == -0.5
+    assert ensure_cutout_set(spec, tmp_path / "shifted") == (store, labels)  # reused
 
 
 def _store(folder: Path, n: int, seed: int) -> Path:
@@ -162,7 +277,8 @@ def _store(folder: Path, n: int, seed: int) -> Path:
 def test_a_tiny_ensemble_trains_exports_and_evaluates(tmp_path: Path) -> None:
     train_store = _store(tmp_path / "train", 48, seed=1)
     test_store = _store(tmp_path / "test", 30, seed=2)
-    data = load_cutouts(train_store, tmp_path / "train" / "labels.parquet")
+    other_store = _store(tmp_path / "other", 18, seed=3)
+    data = load_cutouts(train_store, tmp_path / "train" / "labels.parquet", threads=2)
     assert data.images.shape == (48, 3, 64, 64)
     config = TrainConfig(
         members=(
@@ -171,16 +287,23 @@ def test_a_tiny_ensemble_trains_exports_and_evaluates(tmp_path: Path) -> None:
         ),
         training_set=CutoutSet(store=train_store),
         test_set=CutoutSet(store=test_store),
+        evaluation_sets=(EvaluationSet(name="other", store=other_store),),
         validation_fraction=0.25,
         epochs=1,
         batch_size=16,
+        channels_last=True,
+        preflight=True,
         device="cpu",
+        evaluation_workers=2,
         work=tmp_path / "work",
         output=tmp_path / "models",
+        summary=tmp_path / "out" / "report.json",
     )
     manifest = train_ensemble(config)
     assert manifest == tmp_path / "models" / "manifest.toml"
     import tomllib
+
+    from lensflow.registry import load_manifest
 
     with manifest.open("rb") as f:
         raw = tomllib.load(f)
@@ -190,13 +313,32 @@ def test_a_tiny_ensemble_trains_exports_and_evaluates(tmp_path: Path) -> None:
         assert (tmp_path / "models" / member["file"]).is_file()
         assert member["metrics"]["n_lenses"] == 10
         assert member["metrics"]["n_non_lenses"] == 20
+        assert member["metrics"]["test_set"] == {"store": str(test_store)}
+        other = member["metrics"]["evaluation_sets"]["other"]
+        assert (other["n_lenses"], other["n_non_lenses"]) == (6, 12)
         assert member["training"]["store"] == str(train_store)
+        assert member["training"]["onnx_max_abs_diff"] <= 1e-4
         assert 0 < member["flops"] <= 100_000_000
-    assert raw["ensemble"]["metrics"]["n_non_lenses"] == 20
-    assert set(raw["ensemble"]["metrics"]["fpr_by_class"]) == {"spiral"}
+    metrics = raw["ensemble"]["metrics"]
+    assert metrics["n_non_lenses"] == 20
+    assert set(metrics["fpr_by_class"]) == {"spiral"}
+    assert metrics["evaluation_sets"]["other"]["n_non_lenses"] == 12
+    assert set(metrics["evaluation_sets"]["other"]["top_non_lenses_by_class"]) == {"spiral"}
+    assert load_manifest(manifest).photometry.name == "photometry_mlp"  # a complete model set
     report = json.loads((tmp_path / "work" / "reports" / "ensemble.json").read_text())
     assert list(report) == ["ensemble", "att", "mob"]
-    assert (tmp_path / "work" / "reports" / "roc.png").is_file()
+    for name in ("roc.png", "roc_other.png", "ensemble_other.json"):
+        assert (tmp_path / "work" / "reports" / name).is_file()
+    summary = json.loads((tmp_path / "out" / "report.json").read_text())
+    steps = [s["step"] for s in summary["steps"]]
+    assert steps[0] == "preflight"
+    assert steps[-2:] == ["evaluate test set", "evaluate other set"]
+    assert set(summary["members"]) == {"att", "mob"}
+    assert summary["members"]["att"]["images_per_second"] > 0
+    assert summary["sets"]["other"]["metrics"]["ensemble"]["n_lenses"] == 6
+    assert set(summary["sets"]["test"]["onnxruntime_images_per_second"]) == {"att", "mob"}
+    assert summary["sets"]["test"]["most_false_positives_class"] == "spiral"
+    assert (tmp_path / "out" / "report.png").read_bytes()[:4] == b"\x89PNG"
     # a rerun resumes the finished members and writes the same files
     digests = [m["sha256"] for m in members]
     train_ensemble(config)
