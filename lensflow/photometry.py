@@ -29,10 +29,11 @@ def score_photometry(features: np.ndarray, *, manifest: ModelManifest) -> np.nda
     """Lens probability per row from magnitudes float32 (N, F); NaN where a magnitude is not finite."""
     model = manifest.photometry
     session = load_session(manifest.path_of(model.file), model.sha256)
+    features = np.ascontiguousarray(features, dtype=np.float32)
     finite = np.isfinite(features).all(axis=1)
+    if finite.all():
+        return run_batched(session, features, batch=PHOTOMETRY_BATCH)
     scores = np.full(features.shape[0], np.nan, dtype=np.float32)
     if finite.any():
-        scores[finite] = run_batched(
-            session, np.ascontiguousarray(features[finite]), batch=PHOTOMETRY_BATCH
-        )
+        scores[finite] = run_batched(session, features[finite], batch=PHOTOMETRY_BATCH)
     return scores
