@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import platform
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
