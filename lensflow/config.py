@@ -20,6 +20,24 @@ from lensflow.errors import ConfigError
 BANDS = ("g", "r", "i", "z")
 
 
+def read_toml(path: Path, *, what: str) -> dict[str, Any]:
+    """Parse a TOML file, naming the file and what it should be in every error."""
+    try:
+        with Path(path).open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no {what} here") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def problems(exc: ValidationError) -> str:
+    """One line per invalid key: its dotted path and what is wrong."""
+    return "\n".join(
+        f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -103,14 +121,7 @@ class ScanConfig(_Section):
     def from_toml(cls, path: Path) -> Self:
         """Read a config file; relative paths in it become relative to its folder."""
         path = Path(path)
-        try:
-            with path.open("rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        return cls.from_dict(raw, base=path.parent)
+        return cls.from_dict(read_toml(path, what="scan config"), base=path.parent)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], *, base: Path) -> Self:
@@ -118,10 +129,7 @@ class ScanConfig(_Section):
         try:
             config = cls.model_validate(raw)
         except ValidationError as exc:
-            problems = "\n".join(
-                f"  {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
-            raise ConfigError(f"invalid scan config:\n{problems}") from None
+            raise ConfigError(f"invalid scan config:\n{problems(exc)}") from None
         return config.resolved(base)
 
     def resolved(self, base: Path) -> Self:
@@ -159,16 +167,9 @@ class PlanConfig(_Section):
     def from_toml(cls, path: Path) -> Self:
         path = Path(path)
         try:
-            with path.open("rb") as f:
-                raw = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-        try:
-            config = cls.model_validate(raw)
+            config = cls.model_validate(read_toml(path, what="scan config"))
         except ValidationError as exc:
-            raise ConfigError(f"{path}: invalid config:\n{exc}") from None
+            raise ConfigError(f"{path}: invalid config:\n{problems(exc)}") from None
         catalog_path = config.catalog.path
         if not catalog_path.is_absolute():
             catalog_path = (path.parent / catalog_path).resolve()

@@ -20,13 +20,13 @@ Normalisation (colours, asinh stretch) lives inside each ONNX graph and is descr
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError, ModelMismatchError
 
 
@@ -96,17 +96,11 @@ def default_manifest_path() -> Path:
 def load_manifest(path: Path | None = None, *, verify: bool = True) -> ModelManifest:
     """Read and validate a models manifest; with verify, check every file's sha256 now."""
     path = default_manifest_path() if path is None else Path(path)
-    try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no models manifest here") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    raw = read_toml(path, what="models manifest")
     try:
         manifest = ModelManifest.model_validate({**raw, "folder": path.parent})
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid models manifest:\n{exc}") from exc
+        raise ConfigError(f"{path}: invalid models manifest:\n{problems(exc)}") from None
     if verify:
         verify_hash(manifest.path_of(manifest.photometry.file), manifest.photometry.sha256)
         for member in manifest.ensemble.members:

@@ -15,18 +15,20 @@ from lensflow.simulate.mock_sky import MockSky, make_mock_sky
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+def loopback_cluster(n_workers: int = 2) -> LocalCluster:
+    """A cluster of worker processes, one thread each, bound to 127.0.0.1, no dashboard."""
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+
+
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with loopback_cluster() as cluster, Client(cluster) as client:
         yield client
 
 

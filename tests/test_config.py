@@ -58,7 +58,7 @@ def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, named: str) ->
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no such config"):
+    with pytest.raises(ConfigError, match="no scan config here"):
         ScanConfig.from_toml(tmp_path / "absent.toml")
     (tmp_path / "bad.toml").write_text("[catalog\npath=")
     with pytest.raises(ConfigError, match="not valid TOML"):

@@ -6,25 +6,17 @@ import os
 import signal
 from pathlib import Path
 
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from lensflow.scan import run_scan
 from lensflow.scan.state import read_markers
 from lensflow.simulate.mock_sky import MockSky
+from tests.conftest import loopback_cluster
 from tests.scan_helpers import sky_config
 
 
 def test_sigkill_of_a_worker_mid_scan(mock_sky: MockSky, tmp_path: Path) -> None:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with loopback_cluster() as cluster, Client(cluster) as client:
         pids = list(client.run(os.getpid).values())
         killed: list[int] = []
 

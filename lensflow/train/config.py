@@ -6,12 +6,12 @@ Relative paths in a TOML file are relative to that file.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError, LensflowError
 
 Device = Literal["cpu", "cuda", "auto"]
@@ -30,16 +30,9 @@ class _Frozen(BaseModel):
 def _read_toml(cls: type[_Frozen], path: Path) -> Any:
     path = Path(path)
     try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no training config here") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    try:
-        config = cls.model_validate(raw)
+        config = cls.model_validate(read_toml(path, what="training config"))
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid training config:\n{exc}") from exc
+        raise ConfigError(f"{path}: invalid training config:\n{problems(exc)}") from None
     return config.model_copy(update=_rebased(config, path.parent))
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,23 +31,6 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> TrainingSet:
     return make_training_set(
         out, n_lenses=N_LENSES, n_non_lenses=N_NON_LENSES, seed=SEED, chunk_size=20
     )
-
-
-@pytest.fixture(scope="module")
-def dask_client() -> Iterator[object]:
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(  # type: ignore[no-untyped-call]
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,  # type: ignore[no-untyped-call]
-    ):
-        yield client
 
 
 def _read_all(store: Path) -> tuple[np.ndarray, np.ndarray]:
