@@ -170,7 +170,9 @@ def check_file_schema(
     """
     where = f"pixel {pixel_key(pixel)}, file {file}"
     try:
-        parquet = pq.ParquetFile(file)
+        # pre_buffer would read every column chunk of the file up front; buffered reads of
+        # 1 MiB keep a worker's memory at one batch of a partition of any size.
+        parquet = pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
     except pa.ArrowInvalid as exc:
         raise CatalogError(f"{where}: not a readable Parquet file ({exc})") from exc
     found = parquet.schema_arrow
