@@ -272,3 +272,41 @@ def test_ensemble_step_runs_only_on_gpu_workers(mock_sky: MockSky, tmp_path: Pat
         outcome = run_scan(sky_config(mock_sky, tmp_path / "scan"), client=client)
         assert outcome.failed == 0
         assert {m.worker for m in read_markers(tmp_path / "scan")} == {gpu}
+
+
+def test_a_corrupt_marker_reruns_only_its_pixel(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    from lensflow.scan.state import marker_path
+
+    victim = mock_sky.pixels[2]
+    marker_path(scanned, victim).write_text('{"pixel": "3/1", "status": ')
+    before = _inodes(scanned, mock_sky)
+    outcome = run_scan(sky_config(mock_sky, scanned), client=dask_client)
+    assert outcome.ran == 1 and outcome.skipped == len(mock_sky.pixels) - 1
+    after = _inodes(scanned, mock_sky)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {pixel_key(victim)}
+    assert {m.pixel: m.status for m in read_markers(scanned)}[pixel_key(victim)] == "done"
+
+
+def test_the_same_pixel_classified_twice_at_once_writes_one_file(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    """A task may run twice (a retry after a worker death): both runs write the same bytes."""
+    from lensflow.scan.run import build_context
+    from lensflow.scan.stages import classify_partition, select_partition
+
+    context = build_context(sky_config(mock_sky, scanned))
+    pixel = mock_sky.pixels[0]
+    expected = {m.pixel: m.sha256 for m in read_markers(scanned)}[pixel_key(pixel)]
+    survivors = select_partition(pixel, context=context)
+    [shared] = dask_client.scatter([context], broadcast=True, hash=False)
+    twins = [
+        dask_client.submit(classify_partition, survivors, context=shared, pure=False)
+        for _ in range(2)
+    ]
+    results = dask_client.gather(twins)
+    assert all(r.ok for r in results)
+    assert {r.marker.sha256 for r in results} == {expected}
+    assert not list(scanned.rglob("*.tmp"))
