@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,9 +190,10 @@ def _run_chains(
     queue = list(reversed(todo))
     pixel_of = {}
     running = as_completed()
+    run = uuid.uuid4().hex[:8]  # a key per run, so a rerun never meets a finished key
 
     def submit(pixel: HealpixPixel) -> None:
-        name = f"{pixel.order}-{pixel.pixel}"
+        name = f"{pixel.order}-{pixel.pixel}-{run}"
         selected = client.submit(
             select_partition, pixel, context=shared, key=f"select-{name}", pure=False
         )
