@@ -216,11 +216,13 @@ def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[
 class Catalog:
     """Simulated catalog rows that passed the cuts.
 
-    mags float32 (N, 4) AB in g, r, i, z as the catalog measures them; is_lens bool (N,);
-    classes str (N,). drawn / passed: how many of each class were drawn and kept by the cuts.
+    mags float32 (N, 4) AB in g, r, i, z as the catalog measures them; errors float32 (N, 4)
+    their 1-sigma errors; is_lens bool (N,); classes str (N,). drawn / passed: how many of each
+    class were drawn and kept by the cuts.
     """
 
     mags: np.ndarray
+    errors: np.ndarray
     is_lens: np.ndarray
     classes: np.ndarray
     drawn: Mapping[str, int]
@@ -252,6 +254,7 @@ def simulate_catalog(
     weights = np.array([NATURAL_MIX[c] for c in contaminants], dtype=np.float64)
     weights /= weights.sum()
     rows: list[list[float]] = []
+    error_rows: list[list[float]] = []
     is_lens: list[bool] = []
     classes: list[str] = []
     drawn: dict[str, int] = {}
@@ -268,18 +271,20 @@ def simulate_catalog(
                 )
             kind = "lens" if lens_side else str(rng.choice(contaminants, p=weights))
             scene = draw_scene(kind, seed=(seed, class_index[kind], draws))
-            mags, _ = observe_magnitudes(scene, rng=rng)
+            mags, errors = observe_magnitudes(scene, rng=rng)
             draws += 1
             drawn[kind] = drawn.get(kind, 0) + 1
             if not passes_cuts(mags, bool(scene.extended), cuts):
                 continue
             passed[kind] = passed.get(kind, 0) + 1
             rows.append([float(mags[b]) for b in CATALOG_BANDS])
+            error_rows.append([float(errors[b]) for b in CATALOG_BANDS])
             is_lens.append(lens_side)
             classes.append(kind)
             kept += 1
     return Catalog(
         mags=np.asarray(rows, dtype=np.float32).reshape(-1, len(CATALOG_BANDS)),
+        errors=np.asarray(error_rows, dtype=np.float32).reshape(-1, len(CATALOG_BANDS)),
         is_lens=np.asarray(is_lens, dtype=bool),
         classes=np.asarray(classes, dtype=object),
         drawn=drawn,

@@ -44,10 +44,13 @@ def test_simulated_catalog_rows_pass_the_cuts_and_repeat() -> None:
         "blue_neighbours", "group", "artefact",
     }  # fmt: skip
     assert np.isfinite(catalog.mags).all()
+    assert catalog.errors.shape == catalog.mags.shape
+    assert (np.isfinite(catalog.errors) & (catalog.errors > 0)).all()
     assert ((catalog.mags[:, 1] >= cuts.min_mag_r) & (catalog.mags[:, 1] < cuts.max_mag_r)).all()
     assert sum(catalog.drawn.values()) >= 43
     again = simulate_catalog(n_lenses=3, n_non_lenses=40, seed=5, cuts=cuts)
     np.testing.assert_array_equal(again.mags, catalog.mags)
+    np.testing.assert_array_equal(again.errors, catalog.errors)
 
 
 def test_a_tiny_photometry_gate_trains_and_exports(tmp_path: Path) -> None:
