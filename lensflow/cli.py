@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -358,6 +359,15 @@ def simulate_gallery(
     console.print(f"gallery -> {path}")
 
 
+def _train(train: Callable[[Path], Path], config: Path, verbose: int, what: str) -> None:
+    _logging(verbose)
+    try:
+        manifest = train(config)
+    except LensflowError as exc:
+        raise _fail(exc) from None
+    console.print(f"{what} written; manifest {manifest}")
+
+
 @train_app.command("photometry")
 def train_photometry_command(
     config: Annotated[Path, typer.Option(help="Photometry training config (TOML).", exists=True)],
@@ -366,12 +376,7 @@ def train_photometry_command(
     """Train the photometry gate on simulated catalogs, choose its threshold, export ONNX."""
     from lensflow.train import train_photometry
 
-    _logging(verbose)
-    try:
-        manifest = train_photometry(config)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"photometry model written; manifest {manifest}")
+    _train(train_photometry, config, verbose, "photometry model")
 
 
 @train_app.command("ensemble")
@@ -382,12 +387,7 @@ def train_ensemble_command(
     """Train the CNN members (resuming from checkpoints), evaluate them, export ONNX."""
     from lensflow.train import train_ensemble
 
-    _logging(verbose)
-    try:
-        manifest = train_ensemble(config)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"ensemble written; manifest {manifest}")
+    _train(train_ensemble, config, verbose, "ensemble")
 
 
 @app.command()
