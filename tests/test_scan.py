@@ -310,3 +310,16 @@ def test_the_same_pixel_classified_twice_at_once_writes_one_file(
     assert all(r.ok for r in results)
     assert {r.marker.sha256 for r in results} == {expected}
     assert not list(scanned.rglob("*.tmp"))
+
+
+def test_temp_files_of_a_killed_writer_are_removed(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    """A writer killed between temp write and rename leaves `.NAME.PID.tmp`; the scan clears it."""
+    leaf = leaf_path(scanned, mock_sky.pixels[0])
+    stale = leaf.with_name(f".{leaf.name}.99999.tmp")
+    stale.write_bytes(b"half a parquet file")
+    before = _inodes(scanned, mock_sky)
+    run_scan(sky_config(mock_sky, scanned), client=dask_client)
+    assert not stale.exists()
+    assert _inodes(scanned, mock_sky) == before

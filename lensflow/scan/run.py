@@ -141,6 +141,7 @@ def run_scan(
     if skipped:
         logger.info("resuming: %d partitions already done, %d to run", skipped, len(todo))
     failed = _run_chains(client, context, todo, progress)
+    remove_stale_temporaries(context.output)
     markers = read_markers(context.output)
     write_manifest(context.output, markers)
     finish_candidate_catalog(context.output, [m.order_pixel for m in markers if m.status == "done"])
@@ -151,6 +152,20 @@ def run_scan(
         failed=failed,
         seconds=time.perf_counter() - start,
     )
+
+
+def remove_stale_temporaries(output: Path) -> int:
+    """Delete temp files a killed writer left behind; every task of this scan has finished.
+
+    Writers name their temp files `.NAME.PID.tmp` and remove them unless the process dies
+    between write and rename (a worker killed mid-write). Returns how many were removed.
+    """
+    stale = [p for p in output.rglob(".*.tmp") if p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    if stale:
+        logger.info("removed %d temp files left by killed writers", len(stale))
+    return len(stale)
 
 
 def rerun_scan(
