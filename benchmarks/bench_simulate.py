@@ -42,7 +42,7 @@ from lensflow.simulate.profiles import (
     render_adaptive,
     render_midpoint,
 )
-from lensflow.simulate.scenes import TEMPLATE_ACCURACY
+from lensflow.simulate.scenes import NON_LENS_CLASSES, TEMPLATE_ACCURACY
 from lensflow.simulate.training_set import plan_classes
 
 HERE = Path(__file__).resolve().parent
@@ -115,16 +115,8 @@ def accuracy(n_lenses: int, per_class: int) -> dict[str, Any]:
             total_dense += norm * float(dense.sum())
         lensed.append(_relative(total_fast, total_dense))
     unlensed: dict[str, float] = {}
-    for kind in (
-        "elliptical",
-        "spiral",
-        "disc_face_on",
-        "disc_edge_on",
-        "ring",
-        "merger",
-        "blue_neighbours",
-        "group",
-    ):
+    galaxies = [k for k in NON_LENS_CLASSES if k not in ("star", "artefact")]
+    for kind in galaxies:
         worst = 0.0
         for k in range(per_class):
             scene = draw_scene(kind, seed=(6, k))

@@ -406,23 +406,15 @@ def write_report_json(report: EvaluationReport, path: Path) -> Path:
     return path
 
 
-def write_plots(report: EvaluationReport, folder: Path, *, prefix: str = "roc") -> list[Path]:
-    """ROC curves (log FPR) and score histograms of every scorer as PNGs in folder.
+def _draw_roc(ax: Any, report: EvaluationReport, *, title: str, ten_fp_line: bool) -> None:
+    """Every scorer's ROC (log FPR, floored at half a false positive) on one matplotlib axis.
 
-    Writes `<prefix>.png` and `<prefix>_scores.png`; returns their paths.
+    The title may use {n_lenses} and {n_non}; ten_fp_line marks the TPR10 false-positive rate.
     """
-    from matplotlib.figure import Figure
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     n_lenses = int(report.is_lens.sum())
     n_non = int(report.is_lens.size - n_lenses)
     floor = 0.5 / n_non
-    names = [ENSEMBLE, *(n for n in report.scores if n != ENSEMBLE)]
-
-    roc = Figure(figsize=(6.0, 4.5), layout="constrained")
-    ax = roc.subplots()
-    for name in names:
+    for name in [ENSEMBLE, *(n for n in report.scores if n != ENSEMBLE)]:
         curve = roc_curve(report.scores[name], report.is_lens)
         m = report.metrics[name]
         ax.step(
@@ -432,13 +424,35 @@ def write_plots(report: EvaluationReport, folder: Path, *, prefix: str = "roc") 
             lw=2.0 if name == ENSEMBLE else 1.2,
             label=f"{name}: AUROC {m.auroc:.3f}, TPR0 {m.tpr0:.2f}, TPR10 {m.tpr10:.2f}",
         )
+    if ten_fp_line:
+        ax.axvline(9.5 / n_non, color="k", lw=0.6, ls=":")
     ax.set_xscale("log")
     ax.set_xlim(floor, 1.0)
     ax.set_ylim(0.0, 1.01)
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate")
-    ax.set_title(f"ROC on {n_lenses} lenses, {n_non} non-lenses")
+    ax.set_title(title.format(n_lenses=n_lenses, n_non=n_non), fontsize=10)
     ax.legend(loc="lower right", fontsize=7)
+
+
+def write_plots(report: EvaluationReport, folder: Path, *, prefix: str = "roc") -> list[Path]:
+    """ROC curves (log FPR) and score histograms of every scorer as PNGs in folder.
+
+    Writes `<prefix>.png` and `<prefix>_scores.png`; returns their paths.
+    """
+    from matplotlib.figure import Figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [ENSEMBLE, *(n for n in report.scores if n != ENSEMBLE)]
+
+    roc = Figure(figsize=(6.0, 4.5), layout="constrained")
+    _draw_roc(
+        roc.subplots(),
+        report,
+        title="ROC on {n_lenses} lenses, {n_non} non-lenses",
+        ten_fp_line=False,
+    )
     roc_path = folder / f"{prefix}.png"
     roc.savefig(roc_path, dpi=110)
 
@@ -469,26 +483,7 @@ def write_roc_panels(reports: Mapping[str, EvaluationReport], path: Path) -> Pat
     figure = Figure(figsize=(5.0 * max(len(reports), 1), 4.5), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, max(len(reports), 1), squeeze=False)[0])
     for ax, (label, report) in zip(axes, reports.items(), strict=False):
-        n_lenses = int(report.is_lens.sum())
-        n_non = int(report.is_lens.size - n_lenses)
-        floor = 0.5 / n_non
-        for name in [ENSEMBLE, *(n for n in report.scores if n != ENSEMBLE)]:
-            curve = roc_curve(report.scores[name], report.is_lens)
-            m = report.metrics[name]
-            ax.step(
-                np.maximum(curve.fpr, floor),
-                curve.tpr,
-                where="post",
-                lw=2.0 if name == ENSEMBLE else 1.2,
-                label=f"{name}: AUROC {m.auroc:.3f}, TPR0 {m.tpr0:.2f}, TPR10 {m.tpr10:.2f}",
-            )
-        ax.axvline(9.5 / n_non, color="k", lw=0.6, ls=":")
-        ax.set_xscale("log")
-        ax.set_xlim(floor, 1.0)
-        ax.set_ylim(0.0, 1.01)
-        ax.set_xlabel("false-positive rate")
-        ax.set_ylabel("true-positive rate")
-        ax.set_title(f"{label}: {n_lenses:,} lenses, {n_non:,} non-lenses", fontsize=10)
-        ax.legend(loc="lower right", fontsize=7)
+        title = f"{label}: {{n_lenses:,}} lenses, {{n_non:,}} non-lenses"
+        _draw_roc(ax, report, title=title, ten_fp_line=True)
     figure.savefig(path, dpi=100)
     return path
