@@ -15,17 +15,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hats.pixel_math.spatial_index import spatial_index_to_healpix
 
 from benchmarks.common import best_seconds, machine, write_result
-from lensflow.catalog import (
-    healpix_29,
-    leaf_path,
-    open_catalog,
-    read_partition,
-    write_catalog_metadata,
-)
+from lensflow.catalog import open_catalog, read_partition
 from lensflow.cuts import parse_cuts
-from lensflow.sky import HealpixPixel, pixels_of_index
+from lensflow.layout import healpix_29, leaf_path, write_catalog_metadata
+from lensflow.sky import HealpixPixel
 
 ROWS = 2_000_000
 CUT = "rKronMag < 21.5 and rPSFMag - rKronMag > 0.05 and not isnan(gKronMag)"
@@ -67,7 +63,9 @@ def _partition(root: Path) -> HealpixPixel:
     write_catalog_metadata(
         root, name="bench", pixels=[pixel], ra_column="raStack", dec_column="decStack", total_rows=n
     )
-    assert (pixels_of_index(table["_healpix_29"].to_numpy(), 3) == pixel.pixel).all()
+    assert (
+        spatial_index_to_healpix(table["_healpix_29"].to_numpy(), target_order=3) == pixel.pixel
+    ).all()
     return pixel
 
 

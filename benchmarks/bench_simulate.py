@@ -36,13 +36,10 @@ from lensflow.simulate import (
     draw_scene,
     simulate_cutouts,
 )
-from lensflow.simulate.profiles import (
-    SersicEllipse,
-    lens_model,
-    render_adaptive,
-    render_midpoint,
-)
-from lensflow.simulate.scenes import NON_LENS_CLASSES, TEMPLATE_ACCURACY
+from lensflow.simulate.lensing import lens_model
+from lensflow.simulate.render import render_adaptive, render_midpoint
+from lensflow.simulate.scene import NON_LENS_CLASSES, template_render
+from lensflow.simulate.sersic import SersicEllipse
 from lensflow.simulate.training_set import plan_classes
 
 HERE = Path(__file__).resolve().parent
@@ -97,14 +94,7 @@ def accuracy(n_lenses: int, per_class: int) -> dict[str, Any]:
         scene = draw_scene("lens", seed=(5, k))
         comps = [c for c in scene.components if c.lensed]
         profiles = [c.profile for c in comps]
-        fast = render_adaptive(
-            profiles,
-            n=64,
-            pixel_scale=0.2,
-            lens=scene.lens,
-            dtype=np.float32,
-            accuracy=TEMPLATE_ACCURACY["lensed"],
-        )
+        fast = template_render(profiles, n=64, pixel_scale=0.2, lens=scene.lens)
         total_fast = total_dense = 0.0
         for comp, image in zip(comps, fast, strict=True):
             dense = render_midpoint(
@@ -122,13 +112,7 @@ def accuracy(n_lenses: int, per_class: int) -> dict[str, Any]:
             scene = draw_scene(kind, seed=(6, k))
             profiles = [c.profile for c in scene.components]
             weights = [c.flux["r"] / c.profile.total_flux() for c in scene.components]
-            fast = render_adaptive(
-                profiles,
-                n=64,
-                pixel_scale=0.2,
-                dtype=np.float32,
-                accuracy=TEMPLATE_ACCURACY["unlensed"],
-            )
+            fast = template_render(profiles, n=64, pixel_scale=0.2)
             fine = render_adaptive(
                 profiles, n=64, pixel_scale=0.2, accuracy=8.0, significance=1e-4, max_supersample=96
             )
@@ -160,14 +144,7 @@ def accuracy(n_lenses: int, per_class: int) -> dict[str, Any]:
                 s["center_y"],
             )
             lens = lens_model(entry["model"], **entry["lens"])
-            ours = render_adaptive(
-                [source],
-                n=32,
-                pixel_scale=0.2,
-                lens=lens,
-                dtype=np.float32,
-                accuracy=TEMPLATE_ACCURACY["lensed"],
-            )
+            ours = template_render([source], n=32, pixel_scale=0.2, lens=lens)
             ref = images[entry["index"]]
             flux = max(flux, _relative(float(ours.sum()), entry["lensed_flux_in_image"]))
             pixel = max(pixel, float(np.abs(ours[0] - ref).max() / ref.max()))

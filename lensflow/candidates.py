@@ -16,10 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
 
-from lensflow.catalog import leaf_path, write_atomic, write_catalog_metadata
 from lensflow.errors import LensflowError
+from lensflow.io import write_atomic, write_parquet
+from lensflow.layout import leaf_path, write_catalog_metadata
 from lensflow.sky import HealpixPixel
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ def candidate_table(
 def write_candidates(table: pa.Table, *, root: Path, pixel: HealpixPixel) -> tuple[Path, str]:
     """Write a partition's candidate file atomically; returns its path and sha256."""
     path = leaf_path(root, pixel)
-    return path, write_atomic(table, path)
+    return path, write_parquet(path, table)
 
 
 def finish_candidate_catalog(root: Path, pixels: Sequence[HealpixPixel]) -> int:
@@ -124,7 +125,7 @@ def export_candidates(
     ranked = rank(read_candidates(root, pixels), min_score=min_score)
     out = Path(out)
     if fmt == "parquet":
-        write_atomic(ranked, out)
+        write_parquet(out, ranked)
     elif fmt == "csv":
         _write_csv(ranked, out)
     elif fmt == "fits":
@@ -140,22 +141,12 @@ def export_candidates(
 def _write_csv(table: pa.Table, out: Path) -> None:
     import pyarrow.csv as pcsv
 
-    from lensflow.catalog import fsync_directory
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pcsv.write_csv(table, tmp)
-    tmp.replace(out)
-    fsync_directory(out.parent)
+    write_atomic(out, lambda tmp: pcsv.write_csv(table, tmp))
 
 
 def _write_fits(table: pa.Table, out: Path) -> None:
     from astropy.table import Table
 
-    from lensflow.catalog import fsync_directory
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     columns = {}
     for name in table.column_names:
         values = table[name].to_numpy(zero_copy_only=False)
@@ -164,20 +155,18 @@ def _write_fits(table: pa.Table, out: Path) -> None:
     astropy_table["ra"].unit = "deg"
     astropy_table["dec"].unit = "deg"
     astropy_table.meta["EXTNAME"] = "CANDIDATES"
-    astropy_table.write(tmp, format="fits", overwrite=True)
-    tmp.replace(out)
-    fsync_directory(out.parent)
+    write_atomic(out, lambda tmp: astropy_table.write(tmp, format="fits", overwrite=True))
 
 
 def _write_hats(table: pa.Table, out: Path, pixels: Sequence[HealpixPixel]) -> None:
-    from lensflow.sky import pixels_of_index
-
     index = table[SPATIAL_INDEX_COLUMN].to_numpy()
     kept = []
     for pixel in pixels:
-        rows = np.flatnonzero(pixels_of_index(index, pixel.order) == pixel.pixel)
+        rows = np.flatnonzero(
+            spatial_index_to_healpix(index, target_order=pixel.order) == pixel.pixel
+        )
         part = table.take(pa.array(rows)).sort_by(SPATIAL_INDEX_COLUMN)
-        write_atomic(part, leaf_path(out, pixel))
+        write_parquet(leaf_path(out, pixel), part)
         kept.append(pixel)
     write_catalog_metadata(
         out,

@@ -11,22 +11,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import hats
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from hats.catalog import PartitionInfo, TableProperties
 from hats.catalog.catalog_collection import CatalogCollection
 from hats.io import paths
-from hats.io.parquet_metadata import write_parquet_metadata
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
 
 from lensflow.cuts import Cut
 from lensflow.errors import CatalogError, MissingColumnError, PixelError, SchemaError
-from lensflow.sky import HealpixPixel, pixel_key, pixels_of_index
+from lensflow.sky import HealpixPixel, pixel_key
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +98,7 @@ def open_catalog(path: Path) -> Catalog:
             len(stray),
             stray[0],
         )
-    return Catalog(**{**catalog.__dict__, "stray_files": tuple(stray)})
+    return replace(catalog, stray_files=tuple(stray))
 
 
 def _check_no_overlap(path: Path, pixels: Sequence[HealpixPixel]) -> None:
@@ -243,87 +240,10 @@ def read_partition(
 
 def _check_rows_in_pixel(table: pa.Table, pixel: HealpixPixel, *, file: Path) -> None:
     index = table.column(SPATIAL_INDEX_COLUMN).to_numpy(zero_copy_only=False)
-    outside = pixels_of_index(index, pixel.order) != pixel.pixel
+    outside = spatial_index_to_healpix(index, target_order=pixel.order) != pixel.pixel
     if outside.any():
         raise CatalogError(
             f"pixel {pixel_key(pixel)}, file {file}: {int(outside.sum())} rows have a "
             f"{SPATIAL_INDEX_COLUMN} outside the pixel (first {int(index[outside][0])}); "
             "the catalog is mis-partitioned"
         )
-
-
-# --- writing the layout --------------------------------------------------------------------
-
-
-def leaf_path(root: Path, pixel: HealpixPixel) -> Path:
-    """Where a pixel's Parquet file goes under a catalog folder (Norder=K/Dir=D/Npix=P.parquet)."""
-    return Path(str(paths.pixel_catalog_file(root, pixel)))
-
-
-def write_atomic(table: pa.Table, path: Path) -> str:
-    """Write a Parquet file by temp file + fsync + rename + directory fsync; returns sha256.
-
-    A reader sees the old file or the new one, never half of one; the same table always gives
-    the same bytes, so a task that runs twice writes the same file.
-    """
-    from lensflow.registry import sha256_of
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-        with tmp.open("rb+") as f:
-            os.fsync(f.fileno())
-        digest = sha256_of(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_directory(path.parent)
-    return digest
-
-
-def fsync_directory(folder: Path) -> None:
-    """Make a rename inside a folder durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_catalog_metadata(
-    root: Path,
-    *,
-    name: str,
-    pixels: Sequence[HealpixPixel],
-    ra_column: str,
-    dec_column: str,
-    total_rows: int,
-) -> None:
-    """Write partition_info.csv, dataset/_metadata, _common_metadata and hats.properties.
-
-    The leaves must already be in place; hats' own writers make the rest, so lsdb and hats
-    open the folder as a catalog.
-    """
-    partition_info = PartitionInfo.from_healpix(sorted(pixels))
-    partition_info.write_to_file(paths.get_partition_info_pointer(root))
-    write_parquet_metadata(root)
-    properties = TableProperties(
-        catalog_name=name,
-        catalog_type="object",
-        total_rows=total_rows,
-        ra_column=ra_column,
-        dec_column=dec_column,
-        healpix_column=SPATIAL_INDEX_COLUMN,
-        healpix_order=29,
-        hats_order=partition_info.get_highest_order(),
-        moc_sky_fraction=f"{partition_info.calculate_fractional_coverage():0.5f}",
-    )
-    properties.to_properties_file(root)
-
-
-def healpix_29(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
-    """The order-29 NESTED spatial index of each position (int64), as hats computes it."""
-    from hats.pixel_math.spatial_index import compute_spatial_index
-
-    return np.asarray(compute_spatial_index(ra_deg, dec_deg), dtype=np.int64)

@@ -1,24 +1,36 @@
 """`lensflow`: scan sky catalogs for strong lenses on a Dask cluster.
 
-The commands are thin: each parses its options, calls one library function and prints. Only
-this module reads the environment and configures logging.
+The commands are thin: each parses its options, calls one library function and hands the
+result to `lensflow.views`. A `LensflowError` from any command becomes one line on stderr and
+exit status 1 in one place, the `_command` decorator that registers every command. Only this
+module reads the environment and configures logging.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from lensflow import views
 from lensflow.errors import LensflowError
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from lensflow.config import PlanConfig, ScanConfig
+    from lensflow.scan.run import ProgressHook, ScanOutcome
+
+ConfigT = TypeVar("ConfigT", "ScanConfig", "PlanConfig")
+P = ParamSpec("P")
+
+console = Console()
+err = Console(stderr=True)
 
 app = typer.Typer(
     help="Find strong gravitational lenses in HEALPix-partitioned (HATS) sky catalogs: catalog "
@@ -34,9 +46,6 @@ train_app = typer.Typer(
 )
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(train_app, name="train")
-
-console = Console()
-err = Console(stderr=True)
 
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")]
 Scheduler = Annotated[
@@ -54,6 +63,26 @@ Insecure = Annotated[
 Workers = Annotated[int | None, typer.Option(help="Worker processes of the local cluster.")]
 
 
+def _command(
+    group: typer.Typer, name: str | None = None
+) -> Callable[[Callable[P, None]], Callable[P, None]]:
+    """Register a command on `group`; its `LensflowError` becomes one stderr line, exit 1."""
+
+    def register(command: Callable[P, None]) -> Callable[P, None]:
+        @functools.wraps(command)
+        def run(*args: P.args, **kwargs: P.kwargs) -> None:
+            try:
+                command(*args, **kwargs)
+            except LensflowError as exc:
+                views.print_error(err, exc)
+                raise typer.Exit(1) from None
+
+        group.command(name)(run)
+        return run
+
+    return register
+
+
 def _logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -63,13 +92,8 @@ def _logging(verbose: int) -> None:
     logging.getLogger("bokeh").setLevel(logging.ERROR)
 
 
-def _fail(exc: LensflowError) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-    return typer.Exit(1)
-
-
-def _cluster_options(config: Any, scheduler: str | None, workers: int | None) -> Any:
-    update: dict[str, Any] = {}
+def _cluster_options(config: ConfigT, scheduler: str | None, workers: int | None) -> ConfigT:
+    update: dict[str, str | int] = {}
     if scheduler:
         update["scheduler"] = scheduler
     if workers:
@@ -77,35 +101,18 @@ def _cluster_options(config: Any, scheduler: str | None, workers: int | None) ->
     return config.model_copy(update={"cluster": config.cluster.model_copy(update=update)})
 
 
-def _progress_hook(progress: Progress) -> Any:
-    task = progress.add_task("partitions", total=None)
-
-    def hook(done: int, total: int, result: Any) -> None:
-        progress.update(task, completed=done, total=total)
-        if result is not None and not result.ok:
-            progress.console.print(f"[red]failed[/] {result.marker.pixel}: {result.marker.error}")
-
-    return hook
-
-
-def _run_with_client(config: Any, insecure: bool, body: Any) -> Any:
-    from lensflow.scan.cluster import connect, dashboard_link
+def _run_with_client(
+    config: ScanConfig, insecure: bool, body: Callable[[Client, ProgressHook], ScanOutcome]
+) -> ScanOutcome:
+    from lensflow.cluster import connect, dashboard_link
 
     with connect(config.cluster, insecure=insecure) as client:
-        link = dashboard_link(client)
-        if link:
-            console.print(f"dashboard: {link}")
-        with Progress(
-            TextColumn("[bold]scan"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            return body(client, _progress_hook(progress))
+        views.print_dashboard(console, dashboard_link(client))
+        with views.scan_progress(console) as hook:
+            return body(client, hook)
 
 
-@app.command()
+@_command(app)
 def scan(
     config: Annotated[
         Path, typer.Argument(help="Scan config (TOML).", exists=True, dir_okay=False)
@@ -124,30 +131,24 @@ def scan(
     """
     from lensflow.config import ScanConfig
     from lensflow.scan import run_scan
-    from lensflow.scan.status import print_status
+    from lensflow.scan.status import read_status
 
     _logging(verbose)
-    try:
-        scan_config = ScanConfig.from_toml(config)
-        if output is not None:
-            scan_config = scan_config.model_copy(
-                update={"output": scan_config.output.model_copy(update={"path": output.resolve()})}
-            )
-        scan_config = _cluster_options(scan_config, scheduler, workers)
-        outcome = _run_with_client(
-            scan_config, insecure, lambda c, hook: run_scan(scan_config, client=c, progress=hook)
+    scan_config = ScanConfig.from_toml(config)
+    if output is not None:
+        scan_config = scan_config.model_copy(
+            update={"output": scan_config.output.model_copy(update={"path": output.resolve()})}
         )
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(
-        f"ran {outcome.ran} partitions ({outcome.skipped} already done, {outcome.failed} failed) "
-        f"in {outcome.seconds:.1f} s -> {outcome.output}"
+    scan_config = _cluster_options(scan_config, scheduler, workers)
+    outcome = _run_with_client(
+        scan_config, insecure, lambda c, hook: run_scan(scan_config, client=c, progress=hook)
     )
-    print_status(outcome.output, console=console, per_partition=False)
+    views.print_scan(console, outcome)
+    views.print_status(console, read_status(outcome.output), per_partition=False)
     raise typer.Exit(outcome.exit_status)
 
 
-@app.command()
+@_command(app)
 def rerun(
     scan_dir: Annotated[Path, typer.Argument(help="An existing scan folder.", file_okay=False)],
     pixels: Annotated[str, typer.Option(help="Partitions to redo, ORDER/PIXEL, e.g. 3/123,4/511.")],
@@ -162,19 +163,16 @@ def rerun(
     from lensflow.sky import parse_pixels
 
     _logging(verbose)
-    try:
-        chosen = parse_pixels(pixels)
-        config = _cluster_options(load_scan_config(scan_dir), scheduler, workers)
-        outcome = _run_with_client(
-            config, insecure, lambda c, hook: rerun_scan(scan_dir, chosen, client=c, progress=hook)
-        )
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"reran {outcome.ran} partitions, {outcome.failed} failed")
+    chosen = parse_pixels(pixels)
+    config = _cluster_options(load_scan_config(scan_dir), scheduler, workers)
+    outcome = _run_with_client(
+        config, insecure, lambda c, hook: rerun_scan(scan_dir, chosen, client=c, progress=hook)
+    )
+    views.print_rerun(console, outcome)
     raise typer.Exit(outcome.exit_status)
 
 
-@app.command()
+@_command(app)
 def plan(
     config: Annotated[
         Path, typer.Argument(help="Scan config; only [catalog] and [cuts] are used.")
@@ -189,68 +187,41 @@ def plan(
 ) -> None:
     """List the partitions and their rows (and, with --exact, rows after cuts) before a scan."""
     from lensflow.catalog import open_catalog
+    from lensflow.cluster import connect
     from lensflow.config import PlanConfig
     from lensflow.cuts import check_columns, parse_cuts
-    from lensflow.scan.cluster import connect
     from lensflow.scan.plan import plan as make_plan
-    from lensflow.sky import pixel_key
 
     _logging(verbose)
-    try:
-        plan_config = _cluster_options(PlanConfig.from_toml(config), scheduler, workers)
-        catalog = open_catalog(plan_config.catalog.path)
-        cut = parse_cuts(plan_config.cuts.expression)
-        check_columns(cut, catalog.schema, where=str(catalog.path))
-        if exact:
-            with connect(plan_config.cluster, insecure=insecure) as client:
-                rows = make_plan(catalog, cut=cut, client=client)
-        else:
-            rows = make_plan(catalog, cut=cut)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    table = Table(title=f"{catalog.name}: {len(rows)} partitions")
-    table.add_column("pixel")
-    table.add_column("rows", justify="right")
+    plan_config = _cluster_options(PlanConfig.from_toml(config), scheduler, workers)
+    catalog = open_catalog(plan_config.catalog.path)
+    cut = parse_cuts(plan_config.cuts.expression)
+    check_columns(cut, catalog.schema, where=str(catalog.path))
     if exact:
-        table.add_column("after cuts", justify="right")
-    table.add_column("note")
-    for row in rows:
-        cells = [pixel_key(row.pixel), f"{row.rows:,}"]
-        if exact:
-            cells.append("-" if row.rows_after_cuts is None else f"{row.rows_after_cuts:,}")
-        cells.append(row.error or "")
-        table.add_row(*cells)
-    total = sum(r.rows for r in rows)
-    cells = ["total", f"{total:,}"]
-    if exact:
-        after = sum(r.rows_after_cuts or 0 for r in rows)
-        cells.append(f"{after:,} ({after / max(total, 1):.2%})")
-    table.add_row(*cells, f"{sum(r.error is not None for r in rows)} unreadable")
-    console.print(table)
-    console.print(f"cut: {cut.canonical}")
+        with connect(plan_config.cluster, insecure=insecure) as client:
+            rows = make_plan(catalog, cut=cut, client=client)
+    else:
+        rows = make_plan(catalog, cut=cut)
+    views.print_plan(console, catalog.name, rows, cut=cut.canonical, exact=exact)
 
 
-@app.command()
+@_command(app)
 def status(
     scan_dir: Annotated[Path, typer.Argument(help="A scan folder.", file_okay=False)],
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """The funnel per partition and in total, and failures with their errors."""
-    from lensflow.scan.state import funnel_totals, read_markers
-    from lensflow.scan.status import print_status
+    from lensflow.scan.status import read_status
 
-    try:
-        if json_out:
-            markers = read_markers(scan_dir)
-            print(json.dumps({"totals": funnel_totals(markers)}, indent=1))
-            return
-        failed = print_status(scan_dir, console=console, per_partition=True)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    raise typer.Exit(2 if failed else 0)
+    scan_status = read_status(scan_dir)
+    if json_out:
+        views.print_json({"totals": scan_status.totals})
+        return
+    views.print_status(console, scan_status, per_partition=True)
+    raise typer.Exit(2 if scan_status.failed else 0)
 
 
-@app.command()
+@_command(app)
 def export(
     scan_dir: Annotated[Path, typer.Argument(help="A scan folder.", file_okay=False)],
     out: Annotated[Path, typer.Argument(help="Output file (or folder for --format hats).")],
@@ -262,14 +233,11 @@ def export(
     """Export the candidates of every finished partition, ranked by ensemble score."""
     from lensflow.scan.export import export_scan
 
-    try:
-        rows, used = export_scan(scan_dir, out, fmt=fmt, min_score=min_score)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"{rows} candidates with ensemble_score >= {used:g} -> {out}")
+    rows, used = export_scan(scan_dir, out, fmt=fmt, min_score=min_score)
+    views.print_export(console, rows, min_score=used, out=out)
 
 
-@app.command()
+@_command(app)
 def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Where the mock sky and scan go.")] = Path(
         "demo"
@@ -284,16 +252,14 @@ def demo(
     from lensflow.demo import run_demo
 
     _logging(verbose)
-    try:
-        code = run_demo(
-            folder, sources=sources, lenses=lenses, seed=seed, workers=workers, console=console
-        )
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    raise typer.Exit(code)
+    report = run_demo(
+        folder, sources=sources, lenses=lenses, seed=seed, workers=workers, console=console
+    )
+    views.print_demo(console, report)
+    raise typer.Exit(report.exit_status)
 
 
-@simulate_app.command("sky")
+@_command(simulate_app, "sky")
 def simulate_sky(
     out: Annotated[
         Path, typer.Argument(help="Folder for catalog/, cutouts.zarr, truth, scan.toml.")
@@ -308,17 +274,11 @@ def simulate_sky(
     from lensflow.simulate.mock_sky import make_mock_sky
 
     _logging(verbose)
-    try:
-        sky = make_mock_sky(out, n_sources=sources, n_lenses=lenses, seed=seed, workers=workers)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(
-        f"{sources} sources in {len(sky.pixels)} partitions, {len(sky.lens_ids)} lenses -> "
-        f"{sky.root}\nscan it: lensflow scan {sky.config}"
-    )
+    sky = make_mock_sky(out, n_sources=sources, n_lenses=lenses, seed=seed, workers=workers)
+    views.print_mock_sky(console, sky, sources=sources)
 
 
-@simulate_app.command("training-set")
+@_command(simulate_app, "training-set")
 def simulate_training_set(
     out: Annotated[Path, typer.Argument(help="Folder for cutouts.zarr and labels.parquet.")],
     lenses: Annotated[int, typer.Option(help="Lens systems.")] = 1000,
@@ -328,22 +288,19 @@ def simulate_training_set(
     verbose: Verbose = 0,
 ) -> None:
     """A labelled cutout set (Zarr + Parquet labels) simulated on a local Dask cluster."""
+    from lensflow.cluster import connect
     from lensflow.config import ClusterConfig
-    from lensflow.scan.cluster import connect
     from lensflow.simulate import make_training_set
 
     _logging(verbose)
-    try:
-        with connect(ClusterConfig(n_workers=workers, dashboard=False)) as client:
-            made = make_training_set(
-                out, n_lenses=lenses, n_non_lenses=non_lenses, seed=seed, client=client
-            )
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"{made.n_lenses} lenses + {made.n_non_lenses} non-lenses -> {made.store}")
+    with connect(ClusterConfig(n_workers=workers, dashboard=False)) as client:
+        made = make_training_set(
+            out, n_lenses=lenses, n_non_lenses=non_lenses, seed=seed, client=client
+        )
+    views.print_training_set(console, made)
 
 
-@simulate_app.command("gallery")
+@_command(simulate_app, "gallery")
 def simulate_gallery(
     out: Annotated[Path, typer.Argument(help="PNG to write.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -352,23 +309,10 @@ def simulate_gallery(
     """A grid of RGB composites (asinh stretch), one row per class, to look at the simulations."""
     from lensflow.simulate import make_gallery
 
-    try:
-        path = make_gallery(out, seed=seed, per_class=per_class)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"gallery -> {path}")
+    views.print_written(console, "gallery", make_gallery(out, seed=seed, per_class=per_class))
 
 
-def _train(train: Callable[[Path], Path], config: Path, verbose: int, what: str) -> None:
-    _logging(verbose)
-    try:
-        manifest = train(config)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    console.print(f"{what} written; manifest {manifest}")
-
-
-@train_app.command("photometry")
+@_command(train_app, "photometry")
 def train_photometry_command(
     config: Annotated[Path, typer.Option(help="Photometry training config (TOML).", exists=True)],
     verbose: Verbose = 1,
@@ -376,10 +320,11 @@ def train_photometry_command(
     """Train the photometry gate on simulated catalogs, choose its threshold, export ONNX."""
     from lensflow.train import train_photometry
 
-    _train(train_photometry, config, verbose, "photometry model")
+    _logging(verbose)
+    views.print_trained(console, "photometry model", train_photometry(config))
 
 
-@train_app.command("ensemble")
+@_command(train_app, "ensemble")
 def train_ensemble_command(
     config: Annotated[Path, typer.Option(help="Ensemble training config (TOML).", exists=True)],
     verbose: Verbose = 1,
@@ -387,10 +332,11 @@ def train_ensemble_command(
     """Train the CNN members (resuming from checkpoints), evaluate them, export ONNX."""
     from lensflow.train import train_ensemble
 
-    _train(train_ensemble, config, verbose, "ensemble")
+    _logging(verbose)
+    views.print_trained(console, "ensemble", train_ensemble(config))
 
 
-@app.command()
+@_command(app)
 def evaluate(
     store: Annotated[Path, typer.Argument(help="A cutout store (Zarr v3, any groups).")],
     labels: Annotated[Path, typer.Argument(help="Parquet with id (int64) and is_lens (bool).")],
@@ -402,40 +348,14 @@ def evaluate(
     non-lenses (TPR0 and TPR10 depend on how many non-lenses were scored)."""
     from lensflow.evaluate import evaluate_store, write_plots, write_report_json
 
-    try:
-        report = evaluate_store(store, labels, manifest=models)
-        data = report.as_dict()
-        if json_out is not None:
-            write_report_json(report, json_out)
-        if plots is not None:
-            write_plots(report, plots)
-    except LensflowError as exc:
-        raise _fail(exc) from None
-    table = Table(title=f"{store}")
-    for column in ("scorer", "AUROC", "TPR0", "TPR10", "lenses", "non-lenses"):
-        table.add_column(column, justify="left" if column == "scorer" else "right")
-    for name, metrics in data.items():
-        table.add_row(
-            name,
-            f"{metrics['auroc']:.4f}",
-            f"{metrics['tpr0']:.3f}",
-            f"{metrics['tpr10']:.3f}",
-            f"{metrics['n_lenses']:,}",
-            f"{metrics['n_non_lenses']:,}",
-        )
-    console.print(table)
-    fpr = data["ensemble"].get("fpr_by_class")
-    if fpr:
-        console.print(
-            "false-positive rate by class at the ensemble threshold: "
-            + ", ".join(f"{k} {v:.2%}" for k, v in sorted(fpr.items(), key=lambda kv: -kv[1]))
-        )
+    report = evaluate_store(store, labels, manifest=models)
+    if json_out is not None:
+        write_report_json(report, json_out)
+    if plots is not None:
+        write_plots(report, plots)
+    views.print_evaluation(console, str(store), report.as_dict())
 
 
 def main() -> None:
-    """Entry point that maps unexpected failures to exit status 1."""
-    try:
-        app()
-    except LensflowError as exc:
-        err.print(f"error: {exc}")
-        sys.exit(1)
+    """Entry point of the `lensflow` script."""
+    app()

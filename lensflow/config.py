@@ -7,7 +7,6 @@ not how it runs (cluster options), so a resumed scan on another cluster is still
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tomllib
 from pathlib import Path
@@ -176,9 +175,3 @@ class PlanConfig(_Section):
         return config.model_copy(
             update={"catalog": config.catalog.model_copy(update={"path": catalog_path})}
         )
-
-
-def canonical_hash(value: Any) -> str:
-    """sha256 of a JSON rendering with sorted keys: stable across runs, machines and dict order."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -18,11 +18,18 @@ import numpy as np
 import zarr
 
 from lensflow.errors import CutoutError
+from lensflow.io import fsync_directory
+from lensflow.sky import HealpixPixel
 
 logger = logging.getLogger(__name__)
 
 CHUNK_CUTOUTS = 64
 """Cutouts per Zarr chunk: a partition's survivors are read as whole slabs of this many."""
+
+
+def partition_group(pixel: HealpixPixel) -> str:
+    """The name of a partition's group in a scan's cutout store: "Norder=K/Npix=P"."""
+    return f"Norder={pixel.order}/Npix={pixel.pixel}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ def _move_group(path: Path, source: str, target: str) -> None:
     destination = path / target
     destination.parent.mkdir(parents=True, exist_ok=True)
     (path / source).replace(destination)
+    fsync_directory(destination.parent)
 
 
 def list_groups(path: Path) -> list[str]:
@@ -163,6 +171,12 @@ def _open_arrays(path: Path, group: str) -> tuple[Any, Any]:
     if not isinstance(node, zarr.Group) or "ids" not in node or "images" not in node:
         raise CutoutError(f"{path}/{group}: a cutout group needs arrays 'ids' and 'images'")
     return node["ids"], node["images"]
+
+
+def group_length(path: Path, group: str) -> int:
+    """How many cutouts a group holds, from its ids array's shape (no data read)."""
+    ids, _ = _open_arrays(path, group)
+    return int(ids.shape[0])
 
 
 def read_group(path: Path, group: str) -> tuple[np.ndarray, np.ndarray]:

@@ -8,23 +8,51 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 from rich.console import Console
 
+from lensflow import views
+from lensflow.cluster import connect, dashboard_link
 from lensflow.config import ScanConfig
-from lensflow.scan.cluster import connect, dashboard_link
+from lensflow.scan.run import ScanOutcome
 from lensflow.scan.state import funnel_totals, read_markers
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What a demo run found: the funnel, the injected lenses recovered, times, the export.
+
+    seconds are wall-clock; `reached`: injected lenses among the rows scored by the ensemble.
+    """
+
+    outcome: ScanOutcome
+    totals: Mapping[str, Any]
+    threshold: float
+    lenses: int
+    recovered: int
+    reached: int
+    cores: int
+    simulate_seconds: float
+    total_seconds: float
+    candidates: Path
+    exported: int
+
+    @property
+    def exit_status(self) -> int:
+        """The scan's: 0 when every partition is done, 2 when some failed."""
+        return self.outcome.exit_status
 
 
 def run_demo(
     folder: Path, *, sources: int, lenses: int, seed: int, workers: int | None, console: Console
-) -> int:
-    """Simulate (unless present), scan, export, print the funnel; returns the exit status."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
+) -> DemoReport:
+    """Simulate (unless present), scan, export; what it finds, for `views.print_demo`."""
     from lensflow.scan import run_scan
     from lensflow.scan.export import export_scan
     from lensflow.simulate.mock_sky import make_mock_sky
@@ -50,54 +78,30 @@ def run_demo(
         }
     )
     with connect(config.cluster) as client:
-        link = dashboard_link(client)
-        if link:
-            console.print(f"dashboard: {link}")
+        views.print_dashboard(console, dashboard_link(client))
         cores = sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
-        with Progress(
-            TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(), console=console
-        ) as bar:
-            task = bar.add_task("partitions", total=None)
-            outcome = run_scan(
-                config,
-                client=client,
-                progress=lambda done, total, _r: bar.update(task, completed=done, total=total),
-            )
-    exported, threshold = export_scan(
-        scan_dir, folder / "candidates.parquet", fmt="parquet", min_score=None
-    )
+        with views.scan_progress(console) as hook:
+            outcome = run_scan(config, client=client, progress=hook)
+    candidates = folder / "candidates.parquet"
+    exported, threshold = export_scan(scan_dir, candidates, fmt="parquet", min_score=None)
     scanned = time.perf_counter()
 
-    totals = funnel_totals(read_markers(scan_dir))
     truth = pq.read_table(sky_dir / "truth.parquet").to_pandas()
     lens_ids = truth.loc[truth["is_lens"], "id"].to_numpy()
-    candidates = pq.read_table(folder / "candidates.parquet", columns=["id"])["id"].to_numpy()
-    reached = _ids_reaching_ensemble(scan_dir)
-    recovered = np.isin(lens_ids, candidates).sum()
-    console.print("\n[bold]funnel[/]")
-    for label, key in (
-        ("rows read", "rows_read"),
-        ("after cuts", "rows_after_cuts"),
-        ("after photometry", "rows_after_photometry"),
-        (f"candidates (ensemble >= {threshold:g})", "candidates"),
-    ):
-        console.print(f"  {label:<32} {totals[key]:>10,}")
-    if totals["rejected"]:
-        console.print(
-            "  set aside: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals["rejected"].items()))
-        )
-    console.print(
-        f"[bold]lenses[/]: {recovered} of {lens_ids.size} injected recovered "
-        f"({np.isin(lens_ids, reached).sum()} reached the ensemble)"
+    exported_ids = pq.read_table(candidates, columns=["id"])["id"].to_numpy()
+    return DemoReport(
+        outcome=outcome,
+        totals=funnel_totals(read_markers(scan_dir)),
+        threshold=threshold,
+        lenses=int(lens_ids.size),
+        recovered=int(np.isin(lens_ids, exported_ids).sum()),
+        reached=int(np.isin(lens_ids, _ids_reaching_ensemble(scan_dir)).sum()),
+        cores=cores,
+        simulate_seconds=simulated - started,
+        total_seconds=scanned - started,
+        candidates=candidates,
+        exported=exported,
     )
-    console.print(
-        f"scan: {outcome.ran} partitions ({outcome.failed} failed) in {outcome.seconds:.1f} s on "
-        f"{cores} cores = {totals['rows_read'] / outcome.seconds / max(cores, 1):,.0f} "
-        f"sources/s/core end to end (cluster start excluded); simulation "
-        f"{simulated - started:.1f} s; total {scanned - started:.1f} s"
-    )
-    console.print(f"candidates: {folder / 'candidates.parquet'} ({exported} rows)")
-    return outcome.exit_status
 
 
 def _ids_reaching_ensemble(scan_dir: Path) -> np.ndarray:

@@ -45,3 +45,26 @@ class ScanStateError(LensflowError):
 
 class SimulationError(LensflowError):
     """A simulation was asked for something it cannot make (unknown class, bad parameters)."""
+
+
+class EvaluationError(LensflowError):
+    """Scores and labels cannot be evaluated (one class absent, ids unmatched, bad labels)."""
+
+
+class TrainingError(LensflowError):
+    """Training cannot run or resume (torch absent, checkpoint from another config)."""
+
+
+class ImageError(CutoutError):
+    """A coadd image tile or its settings cannot be used (unreadable file, missing HDU, no WCS).
+
+    `reason` is a short code (e.g. "missing_hdu", "no_celestial_wcs", "truncated") that build
+    reports count tiles and rows by.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ImageError], tuple[str], dict[str, str]]:
+        return (type(self), (str(self),), {"reason": self.reason})

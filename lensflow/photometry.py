@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lensflow.ensemble import load_session, run_batched
 from lensflow.registry import ModelManifest
+from lensflow.sessions import load_session, run_batched
 
 logger = logging.getLogger(__name__)
 

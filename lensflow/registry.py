@@ -19,7 +19,6 @@ Normalisation (colours, asinh stretch) lives inside each ONNX graph and is descr
 
 from __future__ import annotations
 
-import hashlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError, ModelMismatchError
+from lensflow.io import file_digest
 
 
 class _Frozen(BaseModel):
@@ -108,22 +108,13 @@ def load_manifest(path: Path | None = None, *, verify: bool = True) -> ModelMani
     return manifest
 
 
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_hash(path: Path, expected: str) -> None:
     """Refuse a model file that is absent, not ONNX by name, or whose sha256 differs."""
     if path.suffix != ".onnx":
         raise ModelMismatchError(f"{path}: only .onnx model files are loaded (never pickles)")
     if not path.is_file():
         raise ModelMismatchError(f"{path}: model file missing")
-    actual = sha256_of(path)
+    actual = file_digest(path)
     if actual != expected:
         raise ModelMismatchError(
             f"{path}: sha256 {actual} does not match the manifest's {expected}; "

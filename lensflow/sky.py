@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-import numpy as np
 from hats.pixel_math import HealpixPixel
 from hats.pixel_math.spatial_index import SPATIAL_INDEX_ORDER
 
 from lensflow.errors import PixelError
 
-__all__ = ["HealpixPixel", "parse_pixel", "parse_pixels", "pixel_key", "pixels_of_index"]
+__all__ = ["HealpixPixel", "parse_pixel", "parse_pixels", "pixel_key"]
 
 MAX_ORDER = SPATIAL_INDEX_ORDER
 _PIXEL_NAME = re.compile(r"([0-9]{1,2})/([0-9]{1,19})")
@@ -52,10 +51,3 @@ def parse_pixels(text: str | Iterable[str]) -> list[HealpixPixel]:
 def pixel_key(pixel: HealpixPixel) -> str:
     """The pixel's short name, "K/P", used in messages, markers and the CLI."""
     return f"{pixel.order}/{pixel.pixel}"
-
-
-def pixels_of_index(spatial_index: np.ndarray, order: int) -> np.ndarray:
-    """The order-`order` pixel holding each order-29 NESTED spatial index (int64 array)."""
-    shift = 2 * (MAX_ORDER - order)
-    shifted: np.ndarray = np.right_shift(np.asarray(spatial_index, dtype=np.int64), shift)
-    return shifted

@@ -9,12 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hats.pixel_math.spatial_index import spatial_index_to_healpix
 
 from lensflow.catalog import open_catalog, partition_files, read_partition
 from lensflow.cuts import parse_cuts
 from lensflow.errors import CatalogError, MissingColumnError, PixelError, SchemaError
-from lensflow.sky import HealpixPixel, pixels_of_index
-from tests.conftest import survey_frame
+from lensflow.sky import HealpixPixel
+from lensflow.testing import survey_frame
 
 COLUMNS = ["objID", "raStack", "decStack", "rKronMag"]
 
@@ -197,7 +198,10 @@ def test_spatial_index_maps_to_pixels(imported_catalog: Path) -> None:
     catalog = open_catalog(imported_catalog)
     for pixel in catalog.pixels:
         table = read_partition(pixel, catalog=catalog, columns=["objID"]).table
-        assert np.all(pixels_of_index(table["_healpix_29"].to_numpy(), pixel.order) == pixel.pixel)
+        assert np.all(
+            spatial_index_to_healpix(table["_healpix_29"].to_numpy(), target_order=pixel.order)
+            == pixel.pixel
+        )
 
 
 def test_nan_rows_survive_a_cut_that_keeps_them(imported_catalog: Path) -> None:

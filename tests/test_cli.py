@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from lensflow.cli import app
 from lensflow.simulate.mock_sky import MockSky
-from tests.scan_helpers import copy_sky
+from lensflow.testing import copy_sky
 
 runner = CliRunner()
 
@@ -137,3 +137,37 @@ def test_remote_plain_tcp_scheduler_needs_insecure(mock_sky: MockSky, tmp_path: 
     )
     assert result.exit_code == 1
     assert "--insecure" in result.output
+
+
+def test_an_error_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> None:
+    not_a_scan = tmp_path / ("a-folder-with-a-long-name-" * 4) / "[scan]"
+    not_a_scan.mkdir(parents=True)
+    result = runner.invoke(app, ["status", str(not_a_scan)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1, "one line, never wrapped"
+    assert f"{not_a_scan}: not a scan folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "{missing}"],
+        ["scan", "{bad}"],
+        ["rerun", "{missing}", "--pixels", "0/1"],
+        ["export", "{missing}", "{missing}.parquet"],
+        ["evaluate", "{missing}", "{missing}.parquet"],
+        ["train", "photometry", "--config", "{bad}"],
+    ],
+)
+def test_every_command_reports_bad_input_the_same_way(tmp_path: Path, args: list[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("misspelt_key = 1\n")
+    paths = {"missing": str(tmp_path / "missing"), "bad": str(bad)}
+    result = runner.invoke(app, [a.format(**paths) for a in args])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "a LensflowError never escapes"
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert str(tmp_path) in result.stderr or "misspelt_key" in result.stderr

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lensflow.config import PlanConfig, ScanConfig, canonical_hash
+from lensflow.config import PlanConfig, ScanConfig
 from lensflow.errors import ConfigError
 
 GOOD = """
@@ -72,8 +72,3 @@ def test_plan_needs_only_catalog_and_cuts(tmp_path: Path) -> None:
     assert config.catalog.columns.ra == "raStack"
     with pytest.raises(ConfigError):
         ScanConfig.from_toml(path)
-
-
-def test_canonical_hash_ignores_key_order() -> None:
-    assert canonical_hash({"a": 1, "b": [1, 2]}) == canonical_hash({"b": [1, 2], "a": 1})
-    assert canonical_hash({"a": 1}) != canonical_hash({"a": 2})

@@ -15,8 +15,8 @@ from distributed import Client
 
 from lensflow.catalog import Catalog, partition_files, read_partition
 from lensflow.cuts import Cut
-from lensflow.errors import LensflowError
-from lensflow.sky import HealpixPixel
+from lensflow.errors import CatalogError, LensflowError
+from lensflow.sky import HealpixPixel, pixel_key
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,16 @@ class PlanRow:
 
 
 def footer_rows(pixel: HealpixPixel, *, catalog: Catalog) -> int:
-    """Rows in a partition according to its files' footers."""
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in partition_files(catalog, pixel))
+    """Rows in a partition according to its files' footers; CatalogError names a broken file."""
+    total = 0
+    for file in partition_files(catalog, pixel):
+        try:
+            total += pq.ParquetFile(file).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise CatalogError(
+                f"pixel {pixel_key(pixel)}: {file}: unreadable footer ({exc})"
+            ) from exc
+    return total
 
 
 def count_after_cuts(pixel: HealpixPixel, *, catalog: Catalog, cut: Cut) -> PlanRow:
@@ -48,7 +56,7 @@ def plan(catalog: Catalog, *, cut: Cut, client: Client | None = None) -> list[Pl
         for pixel in catalog.pixels:
             try:
                 rows.append(PlanRow(pixel, rows=footer_rows(pixel, catalog=catalog)))
-            except (LensflowError, OSError, pa.ArrowException) as exc:  # shown, not fatal
+            except LensflowError as exc:  # shown, not fatal
                 rows.append(PlanRow(pixel, rows=0, error=str(exc)))
         return rows
     [shared] = client.scatter([catalog], broadcast=True, hash=False)

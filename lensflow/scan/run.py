@@ -19,12 +19,13 @@ from distributed import Client, as_completed
 
 from lensflow.candidates import finish_candidate_catalog
 from lensflow.catalog import open_catalog, require_pixel
-from lensflow.config import ScanConfig, canonical_hash
+from lensflow.cluster import has_gpu_workers
+from lensflow.config import ScanConfig
 from lensflow.cutouts import open_store
 from lensflow.cuts import check_columns, parse_cuts
 from lensflow.ensemble import check_ensemble_inputs
+from lensflow.io import canonical_hash
 from lensflow.registry import load_manifest
-from lensflow.scan.cluster import has_gpu_workers
 from lensflow.scan.stages import (
     Failure,
     PartitionResult,

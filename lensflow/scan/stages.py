@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +23,7 @@ from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
 from lensflow.candidates import candidate_table, write_candidates
 from lensflow.catalog import Catalog, read_partition
 from lensflow.config import BANDS, ScanConfig
-from lensflow.cutouts import read_cutouts
+from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.cuts import Cut
 from lensflow.ensemble import score_cutouts
 from lensflow.errors import LensflowError
@@ -112,8 +112,8 @@ def select_partition(pixel: HealpixPixel, *, context: ScanContext) -> Survivors 
         return Failure(pixel, str(exc), "bad_input")
     except OSError as exc:
         return Failure(pixel, f"pixel {pixel_key(pixel)}: I/O error: {exc}", "io", attempts=1)
-    survivors.seconds["select"] = time.perf_counter() - start
-    return Survivors(**{**survivors.__dict__, "attempts": attempts})
+    seconds = {**survivors.seconds, "select": time.perf_counter() - start}
+    return replace(survivors, seconds=seconds, attempts=attempts)
 
 
 def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
@@ -190,7 +190,7 @@ def classify_partition(survivors: Survivors | Failure, *, context: ScanContext) 
         error = f"pixel {pixel_key(survivors.pixel)}: I/O error: {exc}"
         return failure_result(Failure(survivors.pixel, error, "io"), context=context)
     seconds = {**marker.seconds, "classify": time.perf_counter() - start}
-    marker = Marker(**{**marker.__dict__, "seconds": seconds, "attempts": attempts})
+    marker = replace(marker, seconds=seconds, attempts=attempts)
     write_marker(context.output, marker)
     return PartitionResult(survivors.pixel, marker)
 
@@ -199,7 +199,7 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
     pixel = survivors.pixel
     table = survivors.table
     rejected = dict(survivors.rejected)
-    group = f"Norder={pixel.order}/Npix={pixel.pixel}"
+    group = partition_group(pixel)
     ids = table["id"].to_numpy()
     cutouts = read_cutouts(context.config.cutouts.path, group, ids) if ids.size else None
     members = [m.name for m in context.manifest.ensemble.members]

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
-from lensflow.catalog import Catalog, fsync_directory
-from lensflow.config import ScanConfig, canonical_hash
+from lensflow.config import ScanConfig
 from lensflow.cutouts import StoreInfo
 from lensflow.errors import ScanStateError
+from lensflow.io import canonical_hash, write_text
 from lensflow.registry import ModelManifest
 from lensflow.sky import HealpixPixel, pixel_key, validate_pixel
+
+if TYPE_CHECKING:
+    from lensflow.catalog import Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -97,18 +99,6 @@ def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a small text file by temp + fsync + rename + directory fsync."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    fsync_directory(path.parent)
-
-
 def prepare_scan_dir(root: Path, config: ScanConfig, parts: Mapping[str, Any]) -> None:
     """Claim a scan folder: write the config and fingerprint, or refuse a changed fingerprint."""
     root.mkdir(parents=True, exist_ok=True)
@@ -122,9 +112,9 @@ def prepare_scan_dir(root: Path, config: ScanConfig, parts: Mapping[str, Any]) -
                 "Scan into a new --output folder, or restore the previous inputs."
             )
         return
-    write_text_atomic(root / CONFIG_FILE, tomli_w.dumps(config.to_toml_dict()))
+    write_text(root / CONFIG_FILE, tomli_w.dumps(config.to_toml_dict()))
     payload = {"fingerprint": canonical_hash(parts), "parts": parts}
-    write_text_atomic(root / FINGERPRINT_FILE, json.dumps(payload, indent=2, sort_keys=True))
+    write_text(root / FINGERPRINT_FILE, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def read_fingerprint(root: Path) -> dict[str, Any] | None:
@@ -146,7 +136,7 @@ def marker_path(root: Path, pixel: HealpixPixel) -> Path:
 
 
 def write_marker(root: Path, marker: Marker) -> None:
-    write_text_atomic(marker_path(root, marker.order_pixel), json.dumps(asdict(marker), indent=1))
+    write_text(marker_path(root, marker.order_pixel), json.dumps(asdict(marker), indent=1))
 
 
 def read_marker(root: Path, pixel: HealpixPixel) -> Marker | None:
@@ -197,7 +187,7 @@ def funnel_totals(markers: Iterable[Marker]) -> dict[str, Any]:
 def write_manifest(root: Path, markers: list[Marker]) -> dict[str, Any]:
     """Gather markers into manifest.json (totals first, then one entry per partition)."""
     manifest = {"totals": funnel_totals(markers), "partitions": [asdict(m) for m in markers]}
-    write_text_atomic(root / MANIFEST_FILE, json.dumps(manifest, indent=1))
+    write_text(root / MANIFEST_FILE, json.dumps(manifest, indent=1))
     return manifest
 
 

@@ -1,7 +1,9 @@
 """Lens physics, scenes (lenses and the non-lenses that fool lens finders), training sets."""
 
+from lensflow.simulate.draw import draw_scene, simulate_cutouts
 from lensflow.simulate.gallery import make_gallery
-from lensflow.simulate.scenes import (
+from lensflow.simulate.photometry import observe_magnitudes
+from lensflow.simulate.scene import (
     CLASSES,
     DEFAULT_CRITERIA,
     LENS_PARAMS,
@@ -10,11 +12,8 @@ from lensflow.simulate.scenes import (
     TRAINING_MIX,
     LensCriteria,
     Scene,
-    draw_scene,
     noiseless_image,
-    observe_magnitudes,
     render_scene,
-    simulate_cutouts,
 )
 from lensflow.simulate.survey import LSST_LIKE, Survey
 from lensflow.simulate.training_set import TrainingSet, make_training_set

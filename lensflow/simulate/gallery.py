@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 from lensflow.errors import SimulationError
-from lensflow.simulate.scenes import CLASSES, _class_index, draw_scene, render_scene
+from lensflow.simulate.draw import draw_scene
+from lensflow.simulate.scene import CLASSES, class_index, render_scene
 from lensflow.simulate.survey import LSST_LIKE, Survey
 
 PANEL_INCHES = 1.2
@@ -87,7 +88,7 @@ def make_gallery(
         label.axis("off")
         label.text(0.95, 0.5, kind.replace("_", " "), ha="right", va="center", fontsize=10)
         for col in range(per_class):
-            scene = draw_scene(kind, seed=(seed, _class_index(kind), col), survey=survey)
+            scene = draw_scene(kind, seed=(seed, class_index(kind), col), survey=survey)
             image = render_scene(scene, survey=survey)
             ax = fig.add_axes((left + col * panel_w, bottom, panel_w, panel_h))
             ax.imshow(asinh_rgb(image, bands=survey.bands), interpolation="nearest")

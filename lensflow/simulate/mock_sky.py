@@ -18,12 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import tomli_w
 from hats.pixel_math import partition_stats
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
 
-from lensflow.catalog import healpix_29, leaf_path, write_atomic, write_catalog_metadata
-from lensflow.cutouts import create_store, write_group
+from lensflow.cutouts import create_store, partition_group, write_group
 from lensflow.errors import SimulationError
-from lensflow.sky import HealpixPixel, pixels_of_index
+from lensflow.io import write_parquet
+from lensflow.layout import healpix_29, leaf_path, write_catalog_metadata
+from lensflow.sky import HealpixPixel
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -166,8 +167,8 @@ def make_mock_sky(
     cluster of `workers` processes started for the purpose.
     """
     if client is None:
+        from lensflow.cluster import connect
         from lensflow.config import ClusterConfig
-        from lensflow.scan.cluster import connect
 
         with connect(ClusterConfig(n_workers=workers, dashboard=False)) as local:
             return make_mock_sky(
@@ -213,14 +214,7 @@ def make_mock_sky(
     frame[SPATIAL_INDEX_COLUMN] = healpix_29(ra, dec)
     pixels = _write_catalog(frame, catalog_dir)
 
-    create_store(
-        store,
-        bands=LSST_LIKE.bands,
-        pixel_scale_arcsec=LSST_LIKE.pixel_scale_arcsec,
-        psf_fwhm_arcsec={b: LSST_LIKE.psf_fwhm_arcsec[b] for b in LSST_LIKE.bands},
-        cutout_size=LSST_LIKE.cutout_size,
-        zero_point_ab=LSST_LIKE.zero_point_ab,
-    )
+    create_store(store, **LSST_LIKE.store_attributes())
     imaged = (rows["is_lens"].to_numpy()) | (
         rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
     )
@@ -237,7 +231,7 @@ def make_mock_sky(
     )
     params = pd.DataFrame(list(rows["params"])).add_prefix("lens_")
     truth = pd.concat([truth, params], axis=1)
-    write_atomic(pa.Table.from_pandas(truth, preserve_index=False), truth_path)
+    write_parquet(truth_path, pa.Table.from_pandas(truth, preserve_index=False))
     config_path = _write_config(out)
     lens_ids = ids[rows["is_lens"].to_numpy()]
     logger.info(
@@ -260,7 +254,7 @@ def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
         threshold=threshold,
         drop_empty_siblings=True,
     )
-    fine = pixels_of_index(frame[SPATIAL_INDEX_COLUMN].to_numpy(), highest)
+    fine = spatial_index_to_healpix(frame[SPATIAL_INDEX_COLUMN].to_numpy(), target_order=highest)
     destination = [alignment[p] for p in fine]
     frame = frame.assign(
         _order=[d[0] for d in destination], _pixel=[d[1] for d in destination]
@@ -269,7 +263,7 @@ def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
     for (order, number), part in frame.groupby(["_order", "_pixel"], sort=True):
         pixel = HealpixPixel(int(order), int(number))  # type: ignore[call-overload]
         table = pa.Table.from_pandas(part.drop(columns=["_order", "_pixel"]), preserve_index=False)
-        write_atomic(table, leaf_path(root, pixel))
+        write_parquet(leaf_path(root, pixel), table)
         pixels.append(pixel)
     write_catalog_metadata(
         root,
@@ -297,9 +291,9 @@ def _render_cutouts(
     ids_all = frame["objID"].to_numpy()
     jobs = []
     for pixel in pixels:
-        rows = np.flatnonzero((pixels_of_index(index, pixel.order) == pixel.pixel) & imaged)
-        group = f"Norder={pixel.order}/Npix={pixel.pixel}"
-        jobs.append((group, ids_all[rows], kinds[rows], mags_r[rows]))
+        in_pixel = spatial_index_to_healpix(index, target_order=pixel.order) == pixel.pixel
+        rows = np.flatnonzero(in_pixel & imaged)
+        jobs.append((partition_group(pixel), ids_all[rows], kinds[rows], mags_r[rows]))
     _submit_renders(client, store, jobs, seed)
 
 

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import functools
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-import scipy.fft
+from scipy.signal import fftconvolve
 
 from lensflow.errors import SimulationError
-from lensflow.simulate.profiles import (
-    FloatArray,
-    GaussianPSF,
-    LightProfile,
-    MoffatPSF,
-    pixel_centres,
-    render_adaptive,
-)
+from lensflow.simulate.geometry import FloatArray
+from lensflow.simulate.light import GaussianPSF, LightProfile, MoffatPSF
+from lensflow.simulate.render import pixel_centres, render_adaptive
 
 MOFFAT_BETA = 3.5
 KERNEL_SIZE = 31
@@ -84,15 +80,12 @@ def point_source_image(
 
 
 def convolve(images: FloatArray, kernels: FloatArray) -> FloatArray:
-    """Convolve images (B, n, n) with kernels (B, k, k) (k odd), same size, by real FFTs."""
-    n = images.shape[-1]
-    k = kernels.shape[-1]
-    size = scipy.fft.next_fast_len(n + k - 1, real=True)
-    fi = scipy.fft.rfft2(images, s=(size, size), axes=(-2, -1))
-    fk = scipy.fft.rfft2(kernels, s=(size, size), axes=(-2, -1))
-    full = scipy.fft.irfft2(fi * fk, s=(size, size), axes=(-2, -1))
-    h = k // 2
-    return np.ascontiguousarray(full[:, h : h + n, h : h + n])
+    """Convolve images (B, n, n) with kernels (B, k, k) (k odd), same size, by real FFTs.
+
+    Zero padding beyond the image edges; output centred on the input (mode "same").
+    """
+    same = fftconvolve(images, kernels, mode="same", axes=(-2, -1))
+    return np.ascontiguousarray(same)
 
 
 def noise_sigma(image: FloatArray, *, sky_sigma: float, gain: float) -> FloatArray:
@@ -155,10 +148,28 @@ def _grid(n: int, pixel_scale: float) -> tuple[FloatArray, FloatArray]:
 
 
 @dataclass(frozen=True)
-class CosmicRay:
-    """A sharp track of charge (not seen through the PSF) in one band; flux in nJy."""
+class _OneBand(ABC):
+    """An artefact of one band's exposures: it changes that band's image and no other."""
 
     band: str
+
+    def draw(
+        self, image: FloatArray, *, band: str, pixel_scale: float, fwhm: float, psf_model: str
+    ) -> FloatArray:
+        """The image with the artefact drawn where band matches (else the image itself)."""
+        if band != self.band:
+            return image
+        return self._draw_in_band(image, pixel_scale=pixel_scale, fwhm=fwhm)
+
+    @abstractmethod
+    def _draw_in_band(self, image: FloatArray, *, pixel_scale: float, fwhm: float) -> FloatArray:
+        """The image of the artefact's band (nJy) with the artefact drawn."""
+
+
+@dataclass(frozen=True)
+class CosmicRay(_OneBand):
+    """A sharp track of charge (not seen through the PSF) in one band; flux in nJy."""
+
     x: float
     y: float
     length: float
@@ -166,12 +177,8 @@ class CosmicRay:
     flux: float
     after_noise: bool = False
 
-    def draw(
-        self, image: FloatArray, *, band: str, pixel_scale: float, fwhm: float, psf_model: str
-    ) -> FloatArray:
-        """The image with the track added where band matches."""
-        if band != self.band:
-            return image
+    def _draw_in_band(self, image: FloatArray, *, pixel_scale: float, fwhm: float) -> FloatArray:
+        """The image with the track added."""
         n = image.shape[0]
         steps = max(2, int(4 * self.length / pixel_scale) + 1)
         t = np.linspace(-0.5, 0.5, steps) * self.length
@@ -185,22 +192,17 @@ class CosmicRay:
 
 
 @dataclass(frozen=True)
-class SatelliteTrail:
+class SatelliteTrail(_OneBand):
     """A straight streak across the cutout in one band (one visit), PSF-wide; nJy per arcsec."""
 
-    band: str
     x: float
     y: float
     angle: float
     flux_per_arcsec: float
     after_noise: bool = False
 
-    def draw(
-        self, image: FloatArray, *, band: str, pixel_scale: float, fwhm: float, psf_model: str
-    ) -> FloatArray:
-        """The image with the trail added where band matches."""
-        if band != self.band:
-            return image
+    def _draw_in_band(self, image: FloatArray, *, pixel_scale: float, fwhm: float) -> FloatArray:
+        """The image with the trail added."""
         gx, gy = _grid(image.shape[0], pixel_scale)
         d = -(gx - self.x) * math.sin(self.angle) + (gy - self.y) * math.cos(self.angle)
         sigma = fwhm / 2.3548
@@ -209,10 +211,9 @@ class SatelliteTrail:
 
 
 @dataclass(frozen=True)
-class BadColumn:
+class BadColumn(_OneBand):
     """A detector column gone wrong in one band: hot (adds nJy before noise) or dead (zero)."""
 
-    band: str
     column: int
     level: float
     dead: bool = False
@@ -224,11 +225,9 @@ class BadColumn:
         """Dead columns are written over the noise; hot ones carry their own."""
         return self.dead
 
-    def draw(
-        self, image: FloatArray, *, band: str, pixel_scale: float, fwhm: float, psf_model: str
-    ) -> FloatArray:
-        """The image with the column changed where band matches."""
-        if band != self.band or not 0 <= self.column < image.shape[1]:
+    def _draw_in_band(self, image: FloatArray, *, pixel_scale: float, fwhm: float) -> FloatArray:
+        """The image with the column changed (where the image has it)."""
+        if not 0 <= self.column < image.shape[1]:
             return image
         out = image.copy()
         rows = slice(max(self.start, 0), min(self.stop, image.shape[0]))

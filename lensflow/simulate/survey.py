@@ -8,56 +8,23 @@ makes that sigma the Poisson noise of the dark sky (`Survey.gain`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from frozendict import frozendict
 
 from lensflow.errors import SimulationError
 
 
-class FrozenMapping(Mapping[str, float]):
+def frozen(
+    mapping: Mapping[str, float] | None = None, /, **kwargs: float
+) -> frozendict[str, float]:
     """An immutable, hashable str -> float mapping (for the fields of frozen dataclasses)."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Mapping[str, float] | None = None, /, **kwargs: float) -> None:
-        merged = dict(items or {}, **kwargs)
-        self._items: tuple[tuple[str, float], ...] = tuple(
-            (str(k), float(v)) for k, v in merged.items()
-        )
-
-    def __getitem__(self, key: str) -> float:
-        for name, value in self._items:
-            if name == key:
-                return value
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __hash__(self) -> int:
-        return hash(frozenset(self._items))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Mapping):
-            return dict(self._items) == dict(other.items())
-        return NotImplemented
-
-    def __repr__(self) -> str:
-        return f"FrozenMapping({dict(self._items)!r})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (FrozenMapping, (dict(self._items),))
-
-
-def frozen(mapping: Mapping[str, float] | None = None, /, **kwargs: float) -> FrozenMapping:
-    """A FrozenMapping of `mapping` (returned as is when it already is one)."""
-    if isinstance(mapping, FrozenMapping) and not kwargs:
+    if isinstance(mapping, frozendict) and not kwargs:
         return mapping
-    return FrozenMapping(mapping, **kwargs)
+    merged = dict(mapping or {}, **kwargs)
+    return frozendict({str(k): float(v) for k, v in merged.items()})
 
 
 def ab_to_njy(mag: float) -> float:
@@ -73,7 +40,7 @@ def njy_to_ab(flux: float) -> float:
 
 
 def _default(values: dict[str, float]) -> Any:
-    return field(default_factory=lambda: FrozenMapping(values))
+    return field(default_factory=lambda: frozen(values))
 
 
 @dataclass(frozen=True)
@@ -127,10 +94,8 @@ class Survey:
         scale = 10.0 ** (-0.2 * depth_mag)
         return replace(
             self,
-            psf_fwhm_arcsec=FrozenMapping(
-                {b: v * seeing_factor for b, v in self.psf_fwhm_arcsec.items()}
-            ),
-            sky_sigma_njy=FrozenMapping({b: v * scale for b, v in self.sky_sigma_njy.items()}),
+            psf_fwhm_arcsec=frozen({b: v * seeing_factor for b, v in self.psf_fwhm_arcsec.items()}),
+            sky_sigma_njy=frozen({b: v * scale for b, v in self.sky_sigma_njy.items()}),
         )
 
     def sky_level_njy(self, band: str) -> float:
@@ -140,6 +105,18 @@ class Survey:
     def gain(self, band: str) -> float:
         """Effective gain (counts per nJy) that makes sky_sigma the dark sky's Poisson noise."""
         return self.sky_level_njy(band) / self.sky_sigma_njy[band] ** 2
+
+    def store_attributes(self) -> dict[str, Any]:
+        """What a cutout store of this survey's images records (`lensflow.cutouts.create_store`
+        keywords): image bands, pixel scale (arcsec), PSF FWHM per band, cutout size, zero point.
+        """
+        return {
+            "bands": self.bands,
+            "pixel_scale_arcsec": self.pixel_scale_arcsec,
+            "psf_fwhm_arcsec": {b: self.psf_fwhm_arcsec[b] for b in self.bands},
+            "cutout_size": self.cutout_size,
+            "zero_point_ab": self.zero_point_ab,
+        }
 
     def point_depth(self, band: str, *, nsigma: float = 5.0) -> float:
         """AB magnitude of a point source detected at nsigma (Gaussian PSF, PSF-weighted flux)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -17,17 +16,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lensflow.errors import SimulationError
-from lensflow.simulate.scenes import (
+from lensflow.labels import label_schema, write_labels
+from lensflow.simulate.draw import simulate_cutouts
+from lensflow.simulate.scene import (
     DEFAULT_CRITERIA,
     LENS_PARAMS,
     NON_LENS_CLASSES,
     TRAINING_MIX,
     LensCriteria,
     Scene,
-    simulate_cutouts,
 )
 from lensflow.simulate.survey import LSST_LIKE, Survey
 
@@ -48,21 +47,13 @@ class TrainingSet(NamedTuple):
     n_non_lenses: int
 
 
-def label_schema(survey: Survey = LSST_LIKE) -> pa.Schema:
-    """Labels: id, is_lens, class, true magnitudes and size, lens parameters (null otherwise)."""
-    fields = [
-        pa.field("id", pa.int64(), nullable=False),
-        pa.field("is_lens", pa.bool_(), nullable=False),
-        pa.field("class", pa.string(), nullable=False),
-        pa.field("size_arcsec", pa.float64()),
-    ]
-    fields += [pa.field(f"mag_{b}", pa.float64()) for b in survey.catalog_bands]
-    fields += [pa.field(name, pa.float64()) for name in LENS_PARAMS]
-    return pa.schema(fields)
+def survey_label_schema(survey: Survey = LSST_LIKE) -> pa.Schema:
+    """The labels schema of a survey's training sets (its catalog bands, LENS_PARAMS)."""
+    return label_schema(bands=survey.catalog_bands, lens_params=LENS_PARAMS)
 
 
 def label_row(ident: int, scene: Scene, survey: Survey = LSST_LIKE) -> LabelRow:
-    """One labels row of a scene (see label_schema)."""
+    """One labels row of a scene (see survey_label_schema)."""
     row: LabelRow = {
         "id": int(ident),
         "is_lens": bool(scene.is_lens),
@@ -125,16 +116,6 @@ def simulate_chunk(
     return [label_row(int(i), s, survey) for i, s in zip(id_array.tolist(), scenes, strict=True)]
 
 
-def _write_labels(path: Path, rows: list[LabelRow], survey: Survey) -> None:
-    rows = sorted(rows, key=lambda r: int(r["id"]))
-    table = pa.Table.from_pylist(rows, schema=label_schema(survey))
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    with tmp.open("rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
 def make_training_set(
     out: Path,
     *,
@@ -169,15 +150,7 @@ def make_training_set(
             f"{out} already holds a training set; pass overwrite=True or choose a new folder"
         )
     out.mkdir(parents=True, exist_ok=True)
-    create_store(
-        store,
-        bands=survey.bands,
-        pixel_scale_arcsec=survey.pixel_scale_arcsec,
-        psf_fwhm_arcsec={b: survey.psf_fwhm_arcsec[b] for b in survey.bands},
-        cutout_size=survey.cutout_size,
-        zero_point_ab=survey.zero_point_ab,
-        overwrite=True,
-    )
+    create_store(store, **survey.store_attributes(), overwrite=True)
     ids = np.arange(len(kinds), dtype=np.int64)
     n_chunks = math.ceil(len(kinds) / chunk_size)
     chunks = [
@@ -226,6 +199,6 @@ def make_training_set(
                 rows += part
                 bar.advance(task, len(part))
                 future.release()
-    _write_labels(labels, rows, survey)
+    write_labels(labels, rows, schema=survey_label_schema(survey))
     logger.info("training set: %d lenses + %d non-lenses -> %s", n_lenses, n_non_lenses, out)
     return TrainingSet(store=store, labels=labels, n_lenses=n_lenses, n_non_lenses=n_non_lenses)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lensflow.train.config import PhotometryConfig, TrainConfig, TrainingError
+from lensflow.errors import TrainingError
+from lensflow.train.config import PhotometryConfig, TrainConfig
 
 __all__ = ["PhotometryConfig", "TrainConfig", "TrainingError", "train_ensemble", "train_photometry"]
 

@@ -12,15 +12,14 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lensflow.config import problems, read_toml
-from lensflow.errors import ConfigError, LensflowError
+from lensflow.errors import ConfigError
 
 Device = Literal["cpu", "cuda", "auto"]
 Architecture = Literal["resnet", "mobilenet", "attention"]
 Precision = Literal["float32", "bfloat16"]
 
-
-class TrainingError(LensflowError):
-    """Training cannot run or resume (torch absent, checkpoint from another config)."""
+TEST_SET = "test"
+"""The test set's name among the held-out sets (no evaluation set may take it)."""
 
 
 class _Frozen(BaseModel):
@@ -145,8 +144,10 @@ class TrainConfig(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError(f"member names repeat: {names}")
         sets = [s.name for s in self.evaluation_sets]
-        if len(set(sets)) != len(sets) or "test" in sets:
-            raise ValueError(f"evaluation set names repeat or use 'test' (the test set): {sets}")
+        if len(set(sets)) != len(sets) or TEST_SET in sets:
+            raise ValueError(
+                f"evaluation set names repeat or use {TEST_SET!r} (the test set): {sets}"
+            )
         return self
 
     @classmethod

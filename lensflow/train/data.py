@@ -21,9 +21,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lensflow.cluster import connect
+from lensflow.config import ClusterConfig
 from lensflow.cutouts import StoreInfo, list_groups, open_store, read_group
-from lensflow.evaluate import Labels, check_same_ids, read_labels
-from lensflow.train.config import CatalogCuts, CutoutSet, TrainingError
+from lensflow.errors import TrainingError
+from lensflow.labels import Labels, check_same_ids, read_labels
+from lensflow.train.config import CatalogCuts, CutoutSet
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -58,26 +61,14 @@ class LabelledCutouts:
 
 @contextmanager
 def simulation_client(workers: int) -> Iterator[Client | None]:
-    """A Dask client on a LocalCluster of `workers` processes on 127.0.0.1; None for one worker.
+    """A Dask client on a local cluster of `workers` one-thread processes; None for one worker.
 
     The simulation of cutout sets runs there (one task per chunk of ids).
     """
     if workers <= 1:
         yield None
         return
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-            scheduler_kwargs={"dashboard": False},
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with connect(ClusterConfig(n_workers=workers, threads_per_worker=1, dashboard=False)) as client:
         yield client
 
 

@@ -11,19 +11,11 @@ what it finished.
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import logging
 import os
-import platform
-import shutil
 import tempfile
-import threading
 import time
-import tomllib
-from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lensflow.errors import TrainingError
 from lensflow.evaluate import (
     ENSEMBLE,
     EvaluationReport,
@@ -39,9 +32,9 @@ from lensflow.evaluate import (
     write_report_json,
     write_roc_panels,
 )
-from lensflow.registry import default_manifest_path, sha256_of
+from lensflow.io import canonical_hash, file_digest
 from lensflow.simulate.survey import LSST_LIKE
-from lensflow.train.config import CutoutSet, MemberConfig, TrainConfig, TrainingError
+from lensflow.train.config import TEST_SET, CutoutSet, MemberConfig, TrainConfig
 from lensflow.train.data import (
     LabelledCutouts,
     ensure_cutout_set,
@@ -49,123 +42,21 @@ from lensflow.train.data import (
     simulation_client,
     split_validation,
 )
-from lensflow.train.export import export_onnx, write_manifest
+from lensflow.train.export import export_onnx
 from lensflow.train.loop import (
     FitSettings,
-    fingerprint,
     fit,
     make_deterministic,
     resolve_device,
 )
+from lensflow.train.manifest import record_metrics, take_photometry, write_manifest
 from lensflow.train.models import ProbabilityModel, build_cnn, count_flops, normalisation_text
+from lensflow.train.report import RunReport, environment, now, summarise
 
 if TYPE_CHECKING:
     from distributed import Client
 
 logger = logging.getLogger(__name__)
-
-TEST = "test"
-"""The name of the test set in reports."""
-
-AIMS: Mapping[str, float] = {"auroc": 0.99, "tpr0": 0.30, "tpr10": 0.80}
-"""The ensemble's aims on a contaminant-rich set of 100,000 non-lenses."""
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-class RunReport:
-    """What a training run did, step by step: timings, members, metrics of every set.
-
-    With a path, the JSON is rewritten (atomically) after every change, so a run stopped from
-    outside still leaves its finished steps. Steps may run in two threads at once.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.data: dict[str, Any] = {"started": _now(), "steps": [], "members": {}, "sets": {}}
-        self._lock = threading.Lock()
-        self._began = time.perf_counter()
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        """Time one step; log its start and end and record it (also when it fails)."""
-        started = _now()
-        tick = time.perf_counter()
-        logger.info("step %s: started", name)
-        status = "failed"
-        try:
-            yield
-            status = "done"
-        finally:
-            seconds = time.perf_counter() - tick
-            logger.info("step %s: %s in %.1f s", name, status, seconds)
-            with self._lock:
-                self.data["steps"].append(
-                    {
-                        "step": name,
-                        "started": started,
-                        "seconds": round(seconds, 2),
-                        "status": status,
-                    }
-                )
-                self._write()
-
-    def update(self, **values: Any) -> None:
-        """Set top-level entries and rewrite the file."""
-        with self._lock:
-            self.data.update(values)
-            self._write()
-
-    def merge(self, key: str, name: str, values: Mapping[str, Any]) -> None:
-        """Merge values into data[key][name] and rewrite the file."""
-        with self._lock:
-            entry = self.data.setdefault(key, {}).setdefault(name, {})
-            entry.update(values)
-            self._write()
-
-    def _write(self) -> None:
-        self.data["elapsed_seconds"] = round(time.perf_counter() - self._began, 2)
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(_plain(self.data), indent=2) + "\n")
-        tmp.replace(self.path)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready values (numpy scalars unwrapped, paths as text, NaN as null)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """Where the run ran: versions, cores, the accelerator."""
-    import onnxruntime
-
-    env: dict[str, Any] = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-        env["cuda"] = torch.version.cuda
-    return env
 
 
 def _settings(config: TrainConfig, member: MemberConfig) -> FitSettings:
@@ -231,9 +122,9 @@ def preflight(config: TrainConfig, device: torch.device) -> None:
 
 def train_member(
     member: MemberConfig,
+    *,
     train: LabelledCutouts,
     val: LabelledCutouts,
-    *,
     config: TrainConfig,
     device: torch.device,
     images: Tensor | None = None,
@@ -243,7 +134,7 @@ def train_member(
     images: train.images already on the device (moved once for every member).
     """
     settings = _settings(config, member)
-    tag = fingerprint(
+    tag = canonical_hash(
         {
             "member": member.model_dump(),
             "settings": dataclasses.asdict(settings),
@@ -275,7 +166,7 @@ def train_member(
     return {
         "name": member.name,
         "file": file,
-        "sha256": sha256_of(path),
+        "sha256": file_digest(path),
         "bands": list(info.bands),
         "size": info.cutout_size,
         "pixel_scale_arcsec": info.pixel_scale_arcsec,
@@ -314,40 +205,11 @@ def _rounded(value: float) -> int | None:
     return round(value) if np.isfinite(value) else None
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    with path.open("rb") as f:
-        return tomllib.load(f)
-
-
-def take_photometry(config: TrainConfig) -> None:
-    """Give the output manifest a photometry gate when it has none, copied with its file.
-
-    From config.photometry_from, else the shipped manifest: the output is then a complete model
-    set that a scan or `evaluate_store` loads.
-    """
-    target = config.output / "manifest.toml"
-    if "photometry" in _read_manifest(target):
-        return
-    source = config.photometry_from or default_manifest_path()
-    entry = _read_manifest(source).get("photometry")
-    if entry is None:
-        raise TrainingError(f"{source}: no [photometry] table to copy into {target}")
-    file = source.parent / str(entry["file"])
-    if sha256_of(file) != entry["sha256"]:
-        raise TrainingError(f"{file}: sha256 does not match {source}")
-    config.output.mkdir(parents=True, exist_ok=True)
-    if file.resolve() != (config.output / file.name).resolve():
-        shutil.copyfile(file, config.output / file.name)
-    write_manifest(target, photometry={**entry, "file": file.name})
-
-
 def held_out_sets(config: TrainConfig) -> list[tuple[str, CutoutSet]]:
     """The sets scored after training, by name: the test set first, then the evaluation sets."""
     sets: list[tuple[str, CutoutSet]] = []
     if config.test_set is not None:
-        sets.append((TEST, config.test_set))
+        sets.append((TEST_SET, config.test_set))
     sets += [(s.name, s) for s in config.evaluation_sets]
     return sets
 
@@ -357,68 +219,12 @@ def _simulate_held_out(
 ) -> dict[str, tuple[Path, Path]]:
     paths: dict[str, tuple[Path, Path]] = {}
     for name, spec in held_out_sets(config):
-        folder = config.work / ("test-set" if name == TEST else f"set-{name}")
+        folder = config.work / ("test-set" if name == TEST_SET else f"set-{name}")
         with run.step(f"simulate {name} set"):
             paths[name] = ensure_cutout_set(
                 spec, folder, workers=config.simulation_workers, client=client
             )
     return paths
-
-
-def _record_metrics(
-    manifest: Path, name: str, spec: Mapping[str, Any], report: EvaluationReport
-) -> None:
-    """Write a set's metrics into the manifest: top level for the test set, else nested."""
-    raw = _read_manifest(manifest)["ensemble"]
-    members = raw["members"]
-    scored = report.as_dict()
-    for member in members:
-        if member["name"] not in scored:
-            continue
-        values = {**scored[member["name"]], "set": dict(spec)}
-        member["metrics"] = _merged(member.get("metrics", {}), name, values)
-    ensemble = {**scored[ENSEMBLE], "set": dict(spec)}
-    write_manifest(
-        manifest,
-        members=members,
-        ensemble_metrics=_merged(raw.get("metrics", {}), name, ensemble),
-    )
-
-
-def _merged(metrics: Mapping[str, Any], name: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(metrics)
-    if name == TEST:
-        out.pop("test_set", None)
-        out.update({k: v for k, v in values.items() if k != "set"})
-        out["test_set"] = values["set"]
-    else:
-        sets = dict(out.get("evaluation_sets", {}))
-        sets[name] = dict(values)
-        out["evaluation_sets"] = sets
-    return out
-
-
-def summarise(report: EvaluationReport) -> dict[str, Any]:
-    """A set's metrics for the run report, with the aims and the most confusing class."""
-    scored = report.as_dict()
-    members = {n: m for n, m in scored.items() if n != ENSEMBLE}
-    ens = scored[ENSEMBLE]
-    best = max(members, key=lambda n: (members[n]["tpr10"], members[n]["auroc"]))
-    out: dict[str, Any] = {
-        "metrics": scored,
-        "best_member_by_tpr10": best,
-        "ensemble_beats_best_member_on_tpr10": ens["tpr10"] > members[best]["tpr10"],
-        "aims": {k: {"aim": v, "value": ens[k], "reached": ens[k] >= v} for k, v in AIMS.items()},
-    }
-    top = ens.get("top_non_lenses_by_class")
-    if top:
-        out["most_false_positives_class"] = next(iter(top))
-    if report.score_seconds:
-        n = int(report.ids.size)
-        out["onnxruntime_images_per_second"] = {
-            k: round(n / max(v, 1e-9)) for k, v in report.score_seconds.items()
-        }
-    return out
 
 
 def train_ensemble(config: TrainConfig | Path) -> Path:
@@ -466,11 +272,11 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
             train, val = data.subset(fit_rows), data.subset(val_rows)
             del data
             images = torch.from_numpy(train.images).to(device)
-        take_photometry(config)
+        take_photometry(config.output, source=config.photometry_from)
         for member in config.members:
             with run.step(f"train {member.name}"):
                 entry = train_member(
-                    member, train, val, config=config, device=device, images=images
+                    member, train=train, val=val, config=config, device=device, images=images
                 )
                 write_manifest(manifest, members=[entry], threshold=config.threshold)
             run.merge(
@@ -490,8 +296,8 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
             report = evaluate_store(
                 set_store, set_labels, manifest=manifest, workers=config.evaluation_workers
             )
-            _record_metrics(manifest, name, spec.spec(), report)
-            suffix = "" if name == TEST else f"_{name}"
+            record_metrics(manifest, name, spec=spec.spec(), report=report)
+            suffix = "" if name == TEST_SET else f"_{name}"
             write_report_json(report, config.report_folder / f"ensemble{suffix}.json")
             write_plots(report, config.report_folder, prefix=f"roc{suffix}")
             reports[name] = report
@@ -499,5 +305,5 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
             if config.summary is not None:
                 write_roc_panels(reports, config.summary.with_suffix(".png"))
         logger.info("ensemble on the %s set: %s", name, report.as_dict()[ENSEMBLE])
-    run.update(finished=_now())
+    run.update(finished=now())
     return manifest

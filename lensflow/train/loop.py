@@ -8,8 +8,6 @@ weights_only=True) and the best weights so far by validation loss.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -21,8 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lensflow.evaluate import auroc
-from lensflow.train.config import Device, Precision, TrainingError
+from lensflow.errors import TrainingError
+from lensflow.evaluate.metrics import auroc
+from lensflow.io import write_atomic
+from lensflow.train.config import Device, Precision
 from lensflow.train.data import augment, batch_rows
 from lensflow.train.models import ProbabilityModel
 
@@ -93,12 +93,6 @@ def make_deterministic(threads: int | None, *, deterministic: bool = True) -> No
     torch.backends.cuda.matmul.allow_tf32 = not deterministic
 
 
-def fingerprint(parts: Mapping[str, Any]) -> str:
-    """A short stable hash of what a checkpoint was trained from (JSON of the parts)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 100_003 + epoch * 7919) % (2**62)
 
@@ -114,9 +108,7 @@ def _latest_checkpoint(folder: Path) -> Path | None:
 
 def _save(state: Mapping[str, Any], path: Path) -> None:
     """torch.save to a temporary file, then rename: a reader never sees half a checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(dict(state), tmp)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: torch.save(dict(state), tmp))
 
 
 def _autocast(device: torch.device, precision: Precision) -> torch.autocast:

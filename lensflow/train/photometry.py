@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lensflow.evaluate import metrics_of, roc_curve
-from lensflow.registry import sha256_of
+from lensflow.evaluate.metrics import metrics_of, roc_curve
+from lensflow.evaluate.plots import save_png
+from lensflow.io import file_digest
 from lensflow.train.config import PhotometryConfig
 from lensflow.train.data import CATALOG_BANDS, Catalog, simulate_catalog, split_validation
-from lensflow.train.export import export_onnx, write_manifest
+from lensflow.train.export import export_onnx
 from lensflow.train.loop import (
     FitSettings,
     fit,
@@ -27,6 +28,7 @@ from lensflow.train.loop import (
     predict_logits,
     resolve_device,
 )
+from lensflow.train.manifest import write_manifest
 from lensflow.train.models import PhotometryMLP, count_flops
 
 logger = logging.getLogger(__name__)
@@ -81,9 +83,7 @@ def plot_completeness(
         fontsize=9,
     )
     ax.legend(loc="lower right", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    return path
+    return save_png(figure, path, dpi=110)
 
 
 def train_photometry(config: PhotometryConfig | Path) -> Path:
@@ -172,7 +172,7 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
     entry: dict[str, Any] = {
         "name": config.name,
         "file": file,
-        "sha256": sha256_of(onnx_path),
+        "sha256": file_digest(onnx_path),
         "threshold": threshold,
         "features": list(FEATURES),
         "version": config.version,

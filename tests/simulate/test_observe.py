@@ -24,7 +24,7 @@ from lensflow.simulate.observe import (
     psf_profile,
     saturate,
 )
-from lensflow.simulate.survey import FrozenMapping
+from lensflow.simulate.survey import frozen
 
 MODELS = ("moffat", "gaussian")
 
@@ -82,10 +82,10 @@ def _blank_scene(seed: int) -> Scene:
         kind="artefact",
         is_lens=False,
         seed=(seed,),
-        mag=FrozenMapping({b: math.inf for b in LSST_LIKE.catalog_bands}),
+        mag=frozen({b: math.inf for b in LSST_LIKE.catalog_bands}),
         extended=False,
         size_arcsec=0.0,
-        params=FrozenMapping(),
+        params=frozen(),
     )
 
 
@@ -171,7 +171,7 @@ def test_dead_column_is_zero_after_the_noise() -> None:
 
 
 def test_star_halo_adds_light_in_every_band_with_flux() -> None:
-    halo = StarHalo(9.0, 2.0, FrozenMapping({"g": 1e6, "r": 2e6, "i": 3e6}), ghost_dx=-8.0)
+    halo = StarHalo(9.0, 2.0, frozen({"g": 1e6, "r": 2e6, "i": 3e6}), ghost_dx=-8.0)
     kw: dict[str, Any] = {"pixel_scale": 0.2, "fwhm": 0.8, "psf_model": "moffat"}
     sums = [halo.draw(np.zeros((64, 64)), band=b, **kw).sum() for b in ("g", "r", "i", "z")]
     assert 0 < sums[0] < sums[1] < sums[2]

@@ -6,10 +6,11 @@ import math
 import pickle
 
 import pytest
+from frozendict import frozendict
 
 from lensflow.errors import SimulationError
 from lensflow.simulate import LSST_LIKE, Survey
-from lensflow.simulate.survey import FrozenMapping, ab_to_njy, njy_to_ab
+from lensflow.simulate.survey import ab_to_njy, frozen, njy_to_ab
 
 
 def test_lsst_like_is_the_design_profile() -> None:
@@ -50,12 +51,12 @@ def test_survey_is_hashable_and_picklable() -> None:
     assert hash(LSST_LIKE) == hash(Survey())
     assert pickle.loads(pickle.dumps(LSST_LIKE)) == LSST_LIKE
     custom = Survey(psf_fwhm_arcsec={"g": 1.0, "r": 1.0, "i": 1.0, "z": 1.0})
-    assert isinstance(custom.psf_fwhm_arcsec, FrozenMapping)
+    assert isinstance(custom.psf_fwhm_arcsec, frozendict)
     assert custom != LSST_LIKE
 
 
 def test_frozen_mapping_is_read_only() -> None:
-    m = FrozenMapping({"g": 1.0})
+    m = frozen({"g": 1.0})
     assert m == {"g": 1.0}
     assert dict(m) == {"g": 1.0}
     with pytest.raises(TypeError):

@@ -20,7 +20,7 @@ from lensflow.simulate import (
     make_training_set,
     simulate_cutouts,
 )
-from lensflow.simulate.training_set import label_schema, plan_classes
+from lensflow.simulate.training_set import plan_classes, survey_label_schema
 
 N_LENSES, N_NON_LENSES, SEED = 16, 48, 11
 
@@ -67,7 +67,7 @@ def test_labels_schema_and_content(in_process: TrainingSet) -> None:
     assert table.schema.field("class").type == pa.string()
     for name in LENS_PARAMS:
         assert table.schema.field(name).type == pa.float64()
-    assert table.schema.equals(label_schema(), check_metadata=False)
+    assert table.schema.equals(survey_label_schema(), check_metadata=False)
     labels = table.to_pydict()
     assert labels["id"] == list(range(N_LENSES + N_NON_LENSES))
     assert sum(labels["is_lens"]) == N_LENSES

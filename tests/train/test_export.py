@@ -1,4 +1,4 @@
-"""ONNX export: ONNX Runtime agrees with torch, the batch is dynamic, the manifest validates."""
+"""ONNX export: ONNX Runtime agrees with torch, the batch is dynamic, disagreement is refused."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from lensflow.errors import ModelMismatchError
-from lensflow.registry import load_manifest, sha256_of
-from lensflow.train.config import TrainingError
-from lensflow.train.export import check_onnx, export_onnx, write_manifest
+from lensflow.train.export import check_onnx, export_onnx
 from lensflow.train.models import ARCHITECTURES, PhotometryMLP, build_cnn
 
 
@@ -73,56 +71,3 @@ def test_a_graph_that_disagrees_is_refused(tmp_path: Path) -> None:
         last.bias += 1.0
     with pytest.raises(ModelMismatchError, match="differ"):
         check_onnx(model, path, [mags])
-
-
-def _entries(tmp_path: Path) -> tuple[dict[str, object], dict[str, object]]:
-    torch.manual_seed(4)
-    mags = np.random.default_rng(3).uniform(19, 25, size=(16, 4)).astype(np.float32)
-    export_onnx(PhotometryMLP(), tmp_path / "p.onnx", kind="photometry", example=mags)
-    images = np.zeros((2, 3, 64, 64), np.float32)
-    export_onnx(build_cnn("attention", "gri"), tmp_path / "a.onnx", kind="cnn", example=images)
-    photometry = {
-        "name": "p",
-        "file": "p.onnx",
-        "sha256": sha256_of(tmp_path / "p.onnx"),
-        "threshold": np.float32(0.25),
-        "features": ["mag_g", "mag_r", "mag_i", "mag_z"],
-        "training": {"seed": 1, "nothing": None},
-        "metrics": {"n_lenses": np.int64(3), "n_non_lenses": 7},
-    }
-    member = {
-        "name": "a",
-        "file": "a.onnx",
-        "sha256": sha256_of(tmp_path / "a.onnx"),
-        "bands": ["g", "r", "i"],
-        "size": 64,
-        "pixel_scale_arcsec": 0.2,
-        "units": "nJy",
-        "flops": 123,
-        "metrics": {"auroc": 0.5, "n_lenses": 1, "n_non_lenses": 2},
-    }
-    return photometry, member
-
-
-def test_manifest_entries_merge_and_validate(tmp_path: Path) -> None:
-    photometry, member = _entries(tmp_path)
-    path = tmp_path / "manifest.toml"
-    write_manifest(path, members=[member], threshold=0.5)  # half a manifest: sections validated
-    write_manifest(path, photometry=photometry)
-    manifest = load_manifest(path, verify=True)
-    assert manifest.photometry.threshold == pytest.approx(0.25)
-    assert manifest.photometry.metrics["n_lenses"] == 3
-    assert "nothing" not in manifest.photometry.training
-    renamed = {**member, "name": "b"}
-    write_manifest(path, members=[renamed, {**member, "flops": 456}], ensemble_metrics={"x": 1})
-    manifest = load_manifest(path, verify=True)
-    assert [(m.name, m.flops) for m in manifest.ensemble.members] == [("a", 456), ("b", 123)]
-    assert manifest.ensemble.threshold == 0.5
-    assert manifest.ensemble.metrics == {"x": 1}
-
-
-def test_manifest_entries_that_do_not_validate_are_refused(tmp_path: Path) -> None:
-    photometry, _ = _entries(tmp_path)
-    with pytest.raises(TrainingError, match="threshold"):
-        write_manifest(tmp_path / "manifest.toml", photometry={**photometry, "threshold": 2.0})
-    assert not (tmp_path / "manifest.toml").exists()

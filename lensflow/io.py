@@ -1,0 +1,82 @@
+"""Durable files: the one atomic writer every output goes through, file digests, canonical hashes.
+
+A reader sees the old file or the new one, never half of one: `write_atomic` writes a temp file
+`.NAME.PID.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the folder.
+A writer killed between write and rename leaves only such a temp file, which a scan clears.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_path(path: Path) -> Path:
+    """The temp file a write to `path` goes through: `.NAME.PID.tmp` in the same folder."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> str:
+    """Write through `write(tmp)` beside `path`, fsync, rename over it, fsync the folder.
+
+    Returns the sha256 (hex) of the bytes written. The temp file is removed if `write` fails.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        write(tmp)
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+            f.seek(0)
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_directory(path.parent)
+    return digest
+
+
+def write_text(path: Path, text: str) -> str:
+    """Write a text file atomically (UTF-8); returns its sha256."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_parquet(path: Path, table: pa.Table) -> str:
+    """Write a Parquet file atomically (zstd, statistics); returns its sha256.
+
+    The same table always gives the same bytes, so a task that runs twice writes the same file.
+    """
+    return write_atomic(
+        path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+    )
+
+
+def fsync_directory(folder: Path) -> None:
+    """Make a rename inside a folder durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_digest(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    with Path(path).open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 of a JSON rendering with sorted keys: stable across runs, machines and dict order."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,180 @@
+"""Drawing scenes from a seed: `draw_scene` for one, `simulate_cutouts` to draw and render many.
+
+`draw_scene` draws parameters only (a lens also renders its lensed source, noiselessly, for its
+acceptance test; the templates are cached for the render that usually follows): the seeing and
+PSF model of the cutout, the sub-pixel centre, then the class's drawer (DRAWERS), field
+galaxies and occasional artefacts, all from the scene's parameter stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from lensflow.errors import SimulationError
+from lensflow.simulate.colours import scaled_fluxes
+from lensflow.simulate.draw_base import DrawContext, Drawn, Range, uniform
+from lensflow.simulate.draw_galaxies import (
+    draw_disc_edge_on,
+    draw_disc_face_on,
+    draw_elliptical,
+    draw_spiral,
+    field_galaxies,
+)
+from lensflow.simulate.draw_lenses import draw_lens
+from lensflow.simulate.draw_lookalikes import (
+    draw_blue_neighbours,
+    draw_group,
+    draw_merger,
+    draw_ring,
+)
+from lensflow.simulate.draw_stars import draw_artefact, draw_star, extra_artefacts
+from lensflow.simulate.observe import StarHalo
+from lensflow.simulate.scene import (
+    DEFAULT_CRITERIA,
+    LensCriteria,
+    Scene,
+    render_scene,
+    scene_rng,
+    seed_tuple,
+)
+from lensflow.simulate.survey import LSST_LIKE, Survey, frozen, njy_to_ab
+
+DRAWERS: dict[str, Callable[[DrawContext], Drawn]] = {
+    "lens": draw_lens,
+    "elliptical": draw_elliptical,
+    "spiral": draw_spiral,
+    "disc_face_on": draw_disc_face_on,
+    "disc_edge_on": draw_disc_edge_on,
+    "ring": draw_ring,
+    "merger": draw_merger,
+    "blue_neighbours": draw_blue_neighbours,
+    "group": draw_group,
+    "star": draw_star,
+    "artefact": draw_artefact,
+}
+"""The drawer of each class."""
+
+
+@dataclass(frozen=True)
+class SeeingPrior:
+    """Per-cutout seeing: a common factor on the survey's FWHM, a little scatter per band
+    (both clipped to `clip`), and the chance of a Moffat (else Gaussian) PSF."""
+
+    common: Range = (0.85, 1.15)
+    per_band_scatter: float = 0.03
+    clip: Range = (0.85, 1.15)
+    moffat_chance: float = 0.7
+
+
+SEEING = SeeingPrior()
+
+
+def _system_mag(drawn: Drawn, bands: Sequence[str]) -> dict[str, float]:
+    """AB magnitudes per band of what the catalog counts (lensed light magnified)."""
+    mags = {}
+    for band in bands:
+        total = sum(
+            c.flux.get(band, 0.0) * c.magnification for c in drawn.components if c.in_catalog
+        )
+        total += sum(p.flux.get(band, 0.0) for p in drawn.points if p.in_catalog)
+        mags[band] = njy_to_ab(total)
+    return mags
+
+
+def _scaled_to_mag_r(drawn: Drawn, mag_r: float) -> None:
+    """Scale the catalogued light of a drawn system (in place) to an r magnitude."""
+    now = _system_mag(drawn, ["r"])["r"]
+    factor = 10.0 ** (-0.4 * (mag_r - now))
+    drawn.components = [
+        replace(c, flux=scaled_fluxes(c.flux, factor)) if c.in_catalog else c
+        for c in drawn.components
+    ]
+    drawn.points = [
+        replace(p, flux=scaled_fluxes(p.flux, factor)) if p.in_catalog else p for p in drawn.points
+    ]
+    drawn.artefacts = [
+        replace(a, flux=scaled_fluxes(a.flux, factor)) if isinstance(a, StarHalo) else a
+        for a in drawn.artefacts
+    ]
+
+
+def draw_scene(
+    kind: str,
+    *,
+    seed: Sequence[int] | int,
+    survey: Survey = LSST_LIKE,
+    mag_r: float | None = None,
+    criteria: LensCriteria = DEFAULT_CRITERIA,
+) -> Scene:
+    """Draw a scene of a class from a seed: parameters only (lenses: plus an acceptance render).
+
+    mag_r fixes the r magnitude of the catalogued system (for a lens, lens plus magnified source;
+    for an artefact, its flux in a 1 arcsec aperture). Lenses are redrawn until they meet
+    `criteria`, deterministically from the seed; the floors are written into params.
+    """
+    seeds = seed_tuple(seed)
+    rng = scene_rng(seeds, kind, 0)
+    common = uniform(rng, SEEING.common)
+    seeing = frozen(
+        {
+            b: float(
+                np.clip(common * (1.0 + rng.normal(0.0, SEEING.per_band_scatter)), *SEEING.clip)
+            )
+            for b in survey.catalog_bands
+        }
+    )
+    psf_model = "moffat" if rng.uniform() < SEEING.moffat_chance else "gaussian"
+    half_pixel = 0.5 * survey.pixel_scale_arcsec
+    x0, y0 = (float(v) for v in rng.uniform(-half_pixel, half_pixel, size=2))
+    ctx = DrawContext(rng, survey, mag_r, criteria, seeing, psf_model, x0, y0)
+    drawn = DRAWERS[kind](ctx)
+    if mag_r is not None and drawn.scale_to_mag_r:
+        _scaled_to_mag_r(drawn, mag_r)
+    mag = drawn.mag if drawn.mag is not None else _system_mag(drawn, survey.catalog_bands)
+    components = drawn.components + field_galaxies(ctx)
+    artefacts = drawn.artefacts + extra_artefacts(ctx)
+    size = drawn.size if drawn.size is not None else 0.0
+    return Scene(
+        kind=kind,
+        is_lens=kind == "lens",
+        seed=seeds,
+        mag=frozen(mag),
+        extended=drawn.extended,
+        size_arcsec=float(size),
+        params=frozen(drawn.params),
+        components=tuple(components),
+        points=tuple(drawn.points),
+        lens=drawn.lens,
+        seeing=seeing,
+        psf_model=psf_model,
+        artefacts=tuple(artefacts),
+    )
+
+
+def simulate_cutouts(
+    kinds: Sequence[str],
+    ids: npt.ArrayLike,
+    *,
+    seed: int,
+    survey: Survey = LSST_LIKE,
+    criteria: LensCriteria = DEFAULT_CRITERIA,
+) -> tuple[list[Scene], npt.NDArray[np.float32]]:
+    """Draw and render one scene per (kind, id), seeded by (seed, id): chunking-independent.
+
+    Returns the scenes and images float32 (N, bands, n, n) in nJy.
+    """
+    id_array = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if len(kinds) != id_array.size:
+        raise SimulationError(f"{len(kinds)} kinds for {id_array.size} ids")
+    n = survey.cutout_size
+    images = np.empty((id_array.size, len(survey.bands), n, n), dtype=np.float32)
+    scenes = []
+    for k, (kind, ident) in enumerate(zip(kinds, id_array.tolist(), strict=True)):
+        scene = draw_scene(kind, seed=(seed, ident), survey=survey, criteria=criteria)
+        images[k] = render_scene(scene, survey=survey)
+        scenes.append(scene)
+    return scenes, images

@@ -1,0 +1,260 @@
+"""What the commands print: errors, scan progress, tables and summaries, drawn with rich.
+
+Each view takes a result and a console and prints it; the builders of tables and lines return
+rich renderables, so they can be checked without a terminal. Text that comes from data (error
+messages, paths) is never read as rich markup, so brackets in it are printed as they are.
+Errors and failed partitions are printed as whole lines (never wrapped), since a batch job's
+log is read with grep.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from lensflow.demo import DemoReport
+    from lensflow.scan.plan import PlanRow
+    from lensflow.scan.run import ProgressHook, ScanOutcome
+    from lensflow.scan.stages import PartitionResult
+    from lensflow.scan.status import ScanStatus
+    from lensflow.simulate import TrainingSet
+    from lensflow.simulate.mock_sky import MockSky
+
+METRIC_COLUMNS = ("scorer", "AUROC", "TPR0", "TPR10", "lenses", "non-lenses")
+
+
+def error_line(exc: Exception) -> Text:
+    """`error: <message>`, the message exactly as raised."""
+    return Text.assemble(("error:", "bold red"), " ", str(exc))
+
+
+def print_error(console: Console, exc: Exception) -> None:
+    """The one line a command prints when it cannot run."""
+    console.print(error_line(exc), soft_wrap=True)
+
+
+def failure_line(result: PartitionResult) -> Text:
+    """`failed ORDER/PIXEL: <error>` for a partition that failed during a scan."""
+    return Text.assemble(("failed", "red"), f" {result.marker.pixel}: {result.marker.error}")
+
+
+@contextmanager
+def scan_progress(console: Console) -> Iterator[ProgressHook]:
+    """A progress bar over the partitions; failed partitions are printed as they finish."""
+    with Progress(
+        TextColumn("[bold]scan"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("partitions", total=None)
+
+        def hook(done: int, total: int, result: PartitionResult | None) -> None:
+            progress.update(task, completed=done, total=total)
+            if result is not None and not result.ok:
+                progress.console.print(failure_line(result), soft_wrap=True)
+
+        yield hook
+
+
+def print_dashboard(console: Console, link: str | None) -> None:
+    """The cluster dashboard's address, when it serves one."""
+    if link:
+        console.print(f"dashboard: {link}", markup=False)
+
+
+def print_scan(console: Console, outcome: ScanOutcome) -> None:
+    """What a scan run did, in one line."""
+    console.print(
+        f"ran {outcome.ran} partitions ({outcome.skipped} already done, {outcome.failed} failed) "
+        f"in {outcome.seconds:.1f} s -> {outcome.output}",
+        markup=False,
+    )
+
+
+def print_rerun(console: Console, outcome: ScanOutcome) -> None:
+    """What a rerun did, in one line."""
+    console.print(f"reran {outcome.ran} partitions, {outcome.failed} failed")
+
+
+def plan_table(title: str, rows: Sequence[PlanRow], *, exact: bool) -> Table:
+    """One row per partition (rows, rows after cuts when counted, why unreadable), and a total."""
+    from lensflow.sky import pixel_key
+
+    table = Table(title=escape(f"{title}: {len(rows)} partitions"))
+    table.add_column("pixel")
+    table.add_column("rows", justify="right")
+    if exact:
+        table.add_column("after cuts", justify="right")
+    table.add_column("note")
+    for row in rows:
+        cells = [pixel_key(row.pixel), f"{row.rows:,}"]
+        if exact:
+            cells.append("-" if row.rows_after_cuts is None else f"{row.rows_after_cuts:,}")
+        cells.append(row.error or "")
+        table.add_row(*(escape(cell) for cell in cells))
+    total = sum(r.rows for r in rows)
+    cells = ["total", f"{total:,}"]
+    if exact:
+        after = sum(r.rows_after_cuts or 0 for r in rows)
+        cells.append(f"{after:,} ({after / max(total, 1):.2%})")
+    table.add_row(*cells, f"{sum(r.error is not None for r in rows)} unreadable")
+    return table
+
+
+def print_plan(
+    console: Console, title: str, rows: Sequence[PlanRow], *, cut: str, exact: bool
+) -> None:
+    """The plan's table, then the cut as it is applied."""
+    console.print(plan_table(title, rows, exact=exact))
+    console.print(f"cut: {cut}", markup=False)
+
+
+def print_json(data: Mapping[str, Any]) -> None:
+    """Indented JSON on stdout, unstyled, for other programs to read."""
+    print(json.dumps(data, indent=1))
+
+
+def print_export(console: Console, rows: int, *, min_score: float, out: Path) -> None:
+    """How many candidates an export wrote, and where."""
+    console.print(f"{rows} candidates with ensemble_score >= {min_score:g} -> {out}", markup=False)
+
+
+def print_written(console: Console, what: str, path: Path) -> None:
+    """`<what> -> <path>` for a file a command made."""
+    console.print(f"{what} -> {path}", markup=False)
+
+
+def print_mock_sky(console: Console, sky: MockSky, *, sources: int) -> None:
+    """What a mock sky holds and the command that scans it."""
+    console.print(
+        f"{sources} sources in {len(sky.pixels)} partitions, {len(sky.lens_ids)} lenses -> "
+        f"{sky.root}\nscan it: lensflow scan {sky.config}",
+        markup=False,
+    )
+
+
+def print_training_set(console: Console, made: TrainingSet) -> None:
+    """How many lenses and non-lenses a training set holds, and where."""
+    console.print(
+        f"{made.n_lenses} lenses + {made.n_non_lenses} non-lenses -> {made.store}", markup=False
+    )
+
+
+def print_trained(console: Console, what: str, manifest: Path) -> None:
+    """Which models a training run wrote, and their manifest."""
+    console.print(f"{what} written; manifest {manifest}", markup=False)
+
+
+def evaluation_table(title: str, metrics: Mapping[str, Mapping[str, Any]]) -> Table:
+    """AUROC, TPR0, TPR10 and the numbers of lenses and non-lenses, one row per scorer."""
+    table = Table(title=escape(title))
+    for column in METRIC_COLUMNS:
+        table.add_column(column, justify="left" if column == "scorer" else "right")
+    for name, m in metrics.items():
+        table.add_row(
+            name,
+            f"{m['auroc']:.4f}",
+            f"{m['tpr0']:.3f}",
+            f"{m['tpr10']:.3f}",
+            f"{m['n_lenses']:,}",
+            f"{m['n_non_lenses']:,}",
+        )
+    return table
+
+
+def print_evaluation(
+    console: Console, title: str, metrics: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """The metrics table, then the ensemble's false-positive rate by class when known."""
+    console.print(evaluation_table(title, metrics))
+    fpr: Mapping[str, float] | None = metrics["ensemble"].get("fpr_by_class")
+    if fpr:
+        console.print(
+            "false-positive rate by class at the ensemble threshold: "
+            + ", ".join(f"{k} {v:.2%}" for k, v in sorted(fpr.items(), key=lambda kv: -kv[1])),
+            markup=False,
+        )
+
+
+def print_demo(console: Console, report: DemoReport) -> None:
+    """The demo's funnel, the injected lenses recovered, the rate and the candidates file."""
+    totals, outcome = report.totals, report.outcome
+    console.print("\n[bold]funnel[/]")
+    for label, key in (
+        ("rows read", "rows_read"),
+        ("after cuts", "rows_after_cuts"),
+        ("after photometry", "rows_after_photometry"),
+        (f"candidates (ensemble >= {report.threshold:g})", "candidates"),
+    ):
+        console.print(f"  {label:<32} {totals[key]:>10,}")
+    if totals["rejected"]:
+        console.print(
+            "  set aside: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals["rejected"].items()))
+        )
+    console.print(
+        f"[bold]lenses[/]: {report.recovered} of {report.lenses} injected recovered "
+        f"({report.reached} reached the ensemble)"
+    )
+    console.print(
+        f"scan: {outcome.ran} partitions ({outcome.failed} failed) in {outcome.seconds:.1f} s on "
+        f"{report.cores} cores = "
+        f"{totals['rows_read'] / outcome.seconds / max(report.cores, 1):,.0f} "
+        f"sources/s/core end to end (cluster start excluded); simulation "
+        f"{report.simulate_seconds:.1f} s; total {report.total_seconds:.1f} s"
+    )
+    console.print(f"candidates: {report.candidates} ({report.exported} rows)", markup=False)
+
+
+FUNNEL_LABELS = ("read", "after cuts", "after photometry", "candidates")
+
+
+def status_table(status: ScanStatus) -> Table:
+    """One row per partition: status, the funnel's counts, rows set aside and why."""
+    from lensflow.scan.status import FUNNEL
+
+    table = Table(title=f"{status.folder}: {status.totals['partitions']} partitions")
+    table.add_column("pixel")
+    table.add_column("status")
+    for name in FUNNEL_LABELS:
+        table.add_column(name, justify="right")
+    table.add_column("rejected")
+    for m in status.markers:
+        rejected = ", ".join(f"{k} {v}" for k, v in sorted(m.rejected.items()))
+        table.add_row(m.pixel, m.status, *(f"{getattr(m, key):,}" for key in FUNNEL), rejected)
+    return table
+
+
+def print_status(console: Console, status: ScanStatus, *, per_partition: bool = True) -> None:
+    """The funnel in total (and per partition), then every failure as a whole line."""
+    from lensflow.scan.status import FUNNEL
+
+    totals = status.totals
+    if per_partition:
+        console.print(status_table(status))
+    read = max(totals["rows_read"], 1)
+    steps = " -> ".join(
+        f"{totals[key]:,} {label}" for key, label in zip(FUNNEL, FUNNEL_LABELS, strict=True)
+    )
+    console.print(
+        Text(f"funnel: {steps}  ({totals['candidates'] / read:.2e} of rows read)"), soft_wrap=True
+    )
+    if totals["rejected"]:
+        aside = ", ".join(f"{k} {v:,}" for k, v in sorted(totals["rejected"].items()))
+        console.print(Text(f"rows set aside: {aside}"), soft_wrap=True)
+    console.print(f"partitions: {totals.get('done', 0)} done, {totals.get('failed', 0)} failed")
+    for m in status.markers:
+        if m.status == "failed":
+            line = Text.assemble(("failed", "red"), f" {m.pixel} ({m.error_kind}): {m.error}")
+            console.print(line, soft_wrap=True)

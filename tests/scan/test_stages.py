@@ -1,0 +1,224 @@
+"""The two stages of a partition's chain: select (cuts, photometry gate) and classify (ensemble)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from distributed import Client
+
+from lensflow.catalog import PartitionRead, open_catalog, read_partition
+from lensflow.errors import CatalogError
+from lensflow.layout import leaf_path
+from lensflow.photometry import score_photometry
+from lensflow.scan import stages
+from lensflow.scan.run import build_context
+from lensflow.scan.stages import (
+    Failure,
+    ScanContext,
+    Survivors,
+    classify_partition,
+    select_partition,
+)
+from lensflow.scan.state import read_marker, read_markers
+from lensflow.simulate.mock_sky import MockSky
+from lensflow.sky import HealpixPixel, pixel_key
+from lensflow.testing import sky_config
+
+
+@pytest.fixture(scope="module")
+def context(mock_sky: MockSky, tmp_path_factory: pytest.TempPathFactory) -> ScanContext:
+    """A scan context of the mock sky writing to a folder of this module's own."""
+    return build_context(sky_config(mock_sky, tmp_path_factory.mktemp("stages") / "scan"))
+
+
+def _survivors(result: Survivors | Failure) -> Survivors:
+    assert isinstance(result, Survivors), result
+    return result
+
+
+def test_candidate_files_hold_every_scored_row(scanned: Path, mock_sky: MockSky) -> None:
+    catalog = open_catalog(mock_sky.catalog)
+    for marker in read_markers(scanned):
+        table = pq.read_table(scanned / marker.output)
+        assert table.num_rows == marker.rows_after_photometry - marker.rejected.get(
+            "missing_cutout", 0
+        )
+        assert {"id", "ra", "dec", "_healpix_29", "photometry_score", "ensemble_score"} <= set(
+            table.column_names
+        )
+        members = [c for c in table.column_names if c.startswith("score_")]
+        assert len(members) >= 2
+        if table.num_rows:
+            mean = np.mean([table[c].to_numpy() for c in members], axis=0)
+            assert np.allclose(mean, table["ensemble_score"].to_numpy(), atol=1e-6)
+            assert set(table["config_fingerprint"].to_pylist()) == {marker.fingerprint}
+    assert catalog.pixels == tuple(sorted(mock_sky.pixels))
+
+
+def test_candidate_ids_are_catalog_ids(scanned: Path, mock_sky: MockSky) -> None:
+    truth = pq.read_table(mock_sky.truth, columns=["id"])["id"].to_numpy()
+    ids = np.concatenate(
+        [
+            pq.read_table(leaf_path(scanned, p), columns=["id"])["id"].to_numpy()
+            for p in mock_sky.pixels
+        ]
+    )
+    assert ids.dtype == np.int64 and np.isin(ids, truth).all()
+
+
+def test_the_same_pixel_classified_twice_at_once_writes_one_file(
+    scanned: Path, mock_sky: MockSky, dask_client: Client
+) -> None:
+    """A task may run twice (a retry after a worker death): both runs write the same bytes."""
+    context = build_context(sky_config(mock_sky, scanned))
+    pixel = mock_sky.pixels[0]
+    expected = {m.pixel: m.sha256 for m in read_markers(scanned)}[pixel_key(pixel)]
+    survivors = select_partition(pixel, context=context)
+    [shared] = dask_client.scatter([context], broadcast=True, hash=False)
+    twins = [
+        dask_client.submit(classify_partition, survivors, context=shared, pure=False)
+        for _ in range(2)
+    ]
+    results = dask_client.gather(twins)
+    assert all(r.ok for r in results)
+    assert {r.marker.sha256 for r in results} == {expected}
+    assert not list(scanned.rglob("*.tmp"))
+
+
+def test_select_keeps_the_rows_that_pass_the_cut_and_the_gate(context: ScanContext) -> None:
+    columns = context.config.catalog.columns
+    mags = [getattr(columns, feature) for feature in context.manifest.photometry.features]
+    kept_somewhere = False
+    for pixel in context.catalog.pixels:
+        survivors = _survivors(select_partition(pixel, context=context))
+        read = read_partition(
+            pixel, catalog=context.catalog, columns=[columns.id, *mags], cut=context.cut
+        )
+        assert (survivors.rows_read, survivors.rows_after_cuts) == (
+            read.rows_read,
+            read.table.num_rows,
+        )
+        features = np.stack(
+            [read.table[m].to_numpy(zero_copy_only=False) for m in mags], axis=1
+        ).astype(np.float32)
+        scores = score_photometry(features, manifest=context.manifest)
+        passed = scores >= context.photometry_threshold
+        ids = read.table[columns.id].to_numpy()
+        assert survivors.table["id"].to_pylist() == ids[passed].tolist()
+        np.testing.assert_allclose(
+            survivors.table["photometry_score"].to_numpy(), scores[passed], rtol=1e-6
+        )
+        assert survivors.table.schema.field("id").type == pa.int64()
+        kept_somewhere |= bool(passed.any())
+    assert kept_somewhere, "the gate should keep some rows of the mock sky"
+
+
+def _read_of(table: pa.Table, *, rows_read: int) -> Callable[..., PartitionRead]:
+    """A stand-in for read_partition that returns `table` for any pixel."""
+
+    def read(pixel: HealpixPixel, **_: object) -> PartitionRead:
+        return PartitionRead(pixel, table, rows_read)
+
+    return read
+
+
+def test_unusable_rows_are_counted_by_reason(
+    context: ScanContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NaN or impossible coordinates, then null or non-finite magnitudes: counted, not scored."""
+    nan, inf = float("nan"), float("inf")
+    rows = [  # ra, dec, g, z
+        (150.0, 2.0, 21.0, 20.0),
+        (150.1, 2.1, 21.5, 20.2),
+        (nan, 2.0, 21.0, 20.0),
+        (150.0, 95.0, 21.0, 20.0),
+        (nan, 2.0, None, 20.0),
+        (150.0, 2.0, None, 20.0),
+        (150.0, 2.0, 21.0, inf),
+    ]
+    ids = (1 << 60) + np.arange(len(rows), dtype=np.int64)
+    table = pa.table(
+        {
+            "objID": pa.array(ids, pa.int64()),
+            "raStack": [r[0] for r in rows],
+            "decStack": [r[1] for r in rows],
+            "gKronMag": pa.array([r[2] for r in rows], pa.float64()),
+            "rKronMag": [20.5] * len(rows),
+            "iKronMag": [20.2] * len(rows),
+            "zKronMag": [r[3] for r in rows],
+            "_healpix_29": pa.array(np.arange(len(rows)), pa.int64()),
+        }
+    )
+    monkeypatch.setattr(stages, "read_partition", _read_of(table, rows_read=10))
+    survivors = _survivors(select_partition(context.catalog.pixels[0], context=context))
+    assert (survivors.rows_read, survivors.rows_after_cuts) == (10, len(rows))
+    assert survivors.rejected == {"bad_coordinates": 3, "missing_magnitude": 2}
+    assert set(survivors.table["id"].to_pylist()) <= set(ids[:2].tolist())
+    assert np.isfinite(survivors.table["photometry_score"].to_numpy()).all()
+
+
+def test_a_transient_read_error_is_retried(
+    context: ScanContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pixel = context.catalog.pixels[0]
+    clean = _survivors(select_partition(pixel, context=context))
+    calls: list[HealpixPixel] = []
+
+    def flaky(pixel: HealpixPixel, **kwargs: object) -> PartitionRead:
+        calls.append(pixel)
+        if len(calls) == 1:
+            raise OSError("transient read error")
+        return read_partition(pixel, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stages, "read_partition", flaky)
+    retried = _survivors(select_partition(pixel, context=context))
+    assert len(calls) == 2 and retried.attempts == 2
+    assert retried.table.equals(clean.table)
+
+
+def test_a_lasting_read_error_fails_the_pixel_after_its_retries(
+    context: ScanContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[HealpixPixel] = []
+
+    def broken(pixel: HealpixPixel, **_: object) -> PartitionRead:
+        calls.append(pixel)
+        raise OSError("no such device")
+
+    monkeypatch.setattr(stages, "read_partition", broken)
+    pixel = context.catalog.pixels[0]
+    result = select_partition(pixel, context=context)
+    assert isinstance(result, Failure) and result.kind == "io"
+    assert pixel_key(pixel) in result.error and "no such device" in result.error
+    assert len(calls) == 1 + context.config.cluster.io_retries
+
+
+def test_bad_input_is_not_retried(context: ScanContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[HealpixPixel] = []
+
+    def corrupt(pixel: HealpixPixel, **_: object) -> PartitionRead:
+        calls.append(pixel)
+        raise CatalogError(f"pixel {pixel_key(pixel)}: Npix.parquet is not Parquet")
+
+    monkeypatch.setattr(stages, "read_partition", corrupt)
+    result = select_partition(context.catalog.pixels[0], context=context)
+    assert isinstance(result, Failure) and result.kind == "bad_input"
+    assert "is not Parquet" in result.error
+    assert len(calls) == 1
+
+
+def test_a_failure_travels_down_the_chain_to_a_failed_marker(context: ScanContext) -> None:
+    pixel = context.catalog.pixels[-1]
+    failure = Failure(pixel, f"pixel {pixel_key(pixel)}: disk full", "io", attempts=3)
+    result = classify_partition(failure, context=context)
+    assert not result.ok and result.pixel == pixel
+    marker = result.marker
+    assert (marker.status, marker.error_kind, marker.attempts) == ("failed", "io", 3)
+    assert marker.error == failure.error and marker.fingerprint == context.fingerprint
+    assert marker.output is None
+    assert read_marker(context.output, pixel) == marker

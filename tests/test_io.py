@@ -1,0 +1,49 @@
+"""The one atomic writer, file digests and the canonical hash."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lensflow.io import canonical_hash, file_digest, write_atomic, write_parquet, write_text
+
+
+def test_canonical_hash_ignores_key_order() -> None:
+    assert canonical_hash({"a": 1, "b": [1, 2]}) == canonical_hash({"b": [1, 2], "a": 1})
+    assert canonical_hash({"a": 1}) != canonical_hash({"a": 2})
+
+
+def test_write_atomic_replaces_and_returns_the_digest(tmp_path: Path) -> None:
+    target = tmp_path / "deep" / "folder" / "file.txt"
+    first = write_text(target, "one")
+    second = write_text(target, "two")
+    assert target.read_text() == "two"
+    assert second == hashlib.sha256(b"two").hexdigest() == file_digest(target)
+    assert first != second
+    assert sorted(p.name for p in target.parent.iterdir()) == ["file.txt"]
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    write_text(target, "kept")
+
+    def broken(tmp: Path) -> None:
+        tmp.write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, broken)
+    assert target.read_text() == "kept"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.txt"]
+
+
+def test_write_parquet_is_deterministic(tmp_path: Path) -> None:
+    table = pa.table({"id": pa.array([3, 1, 2], pa.int64())})
+    a = write_parquet(tmp_path / "a.parquet", table)
+    b = write_parquet(tmp_path / "b.parquet", table)
+    assert a == b
+    assert pq.read_table(tmp_path / "a.parquet").equals(table)
