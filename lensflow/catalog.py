@@ -21,8 +21,10 @@ from hats.catalog.catalog_collection import CatalogCollection
 from hats.io import paths
 from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
 
-from lensflow.cuts import Cut
-from lensflow.errors import CatalogError, MissingColumnError, PixelError, SchemaError
+from lensflow.config import PlanConfig
+from lensflow.cuts import Cut, check_columns, parse_cuts
+from lensflow.errors import CatalogError, ConfigError, MissingColumnError, PixelError, SchemaError
+from lensflow.regions import Region, build_region
 from lensflow.sky import HealpixPixel, pixel_key
 
 logger = logging.getLogger(__name__)
@@ -247,3 +249,46 @@ def _check_rows_in_pixel(table: pa.Table, pixel: HealpixPixel, *, file: Path) ->
             f"{SPATIAL_INDEX_COLUMN} outside the pixel (first {int(index[outside][0])}); "
             "the catalog is mis-partitioned"
         )
+
+
+# --- a config's inputs: the catalog pruned to its region, the cut ---------------------------
+
+
+@dataclass(frozen=True)
+class CatalogInputs:
+    """The catalog (its partitions pruned to the region), the cut and the region of a config."""
+
+    catalog: Catalog
+    cut: Cut
+    region: Region | None
+    coordinates: tuple[str, str]  # the catalog's ra and dec columns, as the config maps them
+
+    @property
+    def title(self) -> str:
+        """The catalog's name, and the region searched."""
+        name = self.catalog.name
+        return name if self.region is None else f"{name} in {self.region.label}"
+
+
+def open_inputs(config: PlanConfig) -> CatalogInputs:
+    """Open the catalog, parse and check the cut, and prune the partitions to the [sky] region.
+
+    A region that touches none of the catalog's partitions is refused: a scan of it would read
+    nothing.
+    """
+    catalog = open_catalog(config.catalog.path)
+    cut = parse_cuts(config.cuts.expression)
+    check_columns(cut, catalog.schema, where=str(catalog.path))
+    columns = config.catalog.columns
+    region = None
+    if config.sky is not None:
+        depth = max((p.order for p in catalog.pixels), default=0)
+        region = build_region(config.sky, depth=depth)
+        kept = region.keep(catalog.pixels)
+        if not kept:
+            raise ConfigError(
+                f"sky.{region.kind}: the {region.label} touches none of the "
+                f"{len(catalog.pixels)} partitions of {catalog.path}"
+            )
+        catalog = replace(catalog, pixels=kept)
+    return CatalogInputs(catalog, cut, region, (columns.ra, columns.dec))

@@ -44,8 +44,12 @@ simulate_app = typer.Typer(
 train_app = typer.Typer(
     help="Train the shipped models (needs the \\[train] extra).", no_args_is_help=True
 )
+cutouts_app = typer.Typer(
+    help="Build cutout stores from survey coadd images (FITS with a WCS).", no_args_is_help=True
+)
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(train_app, name="train")
+app.add_typer(cutouts_app, name="cutouts")
 
 Verbose = Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v info, -vv debug.")]
 Scheduler = Annotated[
@@ -130,7 +134,7 @@ def scan(
     scan could not run.
     """
     from lensflow.config import ScanConfig
-    from lensflow.scan import run_scan
+    from lensflow.scan.run import build_context, run_context
     from lensflow.scan.status import read_status
 
     _logging(verbose)
@@ -140,8 +144,9 @@ def scan(
             update={"output": scan_config.output.model_copy(update={"path": output.resolve()})}
         )
     scan_config = _cluster_options(scan_config, scheduler, workers)
+    context = build_context(scan_config)  # every input checked before a cluster starts
     outcome = _run_with_client(
-        scan_config, insecure, lambda c, hook: run_scan(scan_config, client=c, progress=hook)
+        scan_config, insecure, lambda c, hook: run_context(context, client=c, progress=hook)
     )
     views.print_scan(console, outcome)
     views.print_status(console, read_status(outcome.output), per_partition=False)
@@ -175,7 +180,8 @@ def rerun(
 @_command(app)
 def plan(
     config: Annotated[
-        Path, typer.Argument(help="Scan config; only [catalog] and [cuts] are used.")
+        Path,
+        typer.Argument(help="Scan config; only [catalog], [cuts] and [sky] are used."),
     ],
     exact: Annotated[
         bool, typer.Option(help="Count rows after cuts with a cuts-only pass.")
@@ -185,24 +191,94 @@ def plan(
     workers: Workers = None,
     verbose: Verbose = 0,
 ) -> None:
-    """List the partitions and their rows (and, with --exact, rows after cuts) before a scan."""
-    from lensflow.catalog import open_catalog
+    """List the partitions a scan reads (those [sky] touches) and their rows before a scan.
+
+    With --exact, also the rows after cuts (and, with [sky], those of them inside the region).
+    """
+    from lensflow.catalog import open_inputs
     from lensflow.cluster import connect
     from lensflow.config import PlanConfig
-    from lensflow.cuts import check_columns, parse_cuts
-    from lensflow.scan.plan import plan as make_plan
+    from lensflow.scan.plan import plan_inputs
 
     _logging(verbose)
     plan_config = _cluster_options(PlanConfig.from_toml(config), scheduler, workers)
-    catalog = open_catalog(plan_config.catalog.path)
-    cut = parse_cuts(plan_config.cuts.expression)
-    check_columns(cut, catalog.schema, where=str(catalog.path))
+    inputs = open_inputs(plan_config)
     if exact:
         with connect(plan_config.cluster, insecure=insecure) as client:
-            rows = make_plan(catalog, cut=cut, client=client)
+            rows = plan_inputs(inputs, client=client)
     else:
-        rows = make_plan(catalog, cut=cut)
-    views.print_plan(console, catalog.name, rows, cut=cut.canonical, exact=exact)
+        rows = plan_inputs(inputs)
+    views.print_plan(console, inputs.title, rows, cut=inputs.cut.canonical, exact=exact)
+
+
+@_command(cutouts_app, "build")
+def cutouts_build(
+    config: Annotated[
+        Path,
+        typer.Argument(
+            help="Scan config with an \\[images] section (tiles, bands, hdu, unit, size).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    output: Annotated[
+        Path | None, typer.Option(help="Cutout store to write (default: the config's \\[cutouts]).")
+    ] = None,
+    all_rows: Annotated[
+        bool,
+        typer.Option("--all", help="Cut a stamp for every row, not only those passing the cuts."),
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Rebuild partitions already done.")] = False,
+    scheduler: Scheduler = None,
+    insecure: Insecure = False,
+    workers: Workers = None,
+    verbose: Verbose = 0,
+) -> None:
+    """Cut a stamp per catalog row from coadd tiles into a cutout store, one task per partition.
+
+    Rows outside the tiles, on masked or non-finite pixels, or on unreadable tiles are counted
+    per reason and listed by id in the build report beside the store. Rerunning resumes (done
+    partitions are skipped). Exit status 0: all done; 2: some partitions failed; 1: the build
+    could not run.
+    """
+    from lensflow.catalog import open_inputs
+    from lensflow.cluster import connect, dashboard_link
+    from lensflow.config import PlanConfig
+    from lensflow.errors import ConfigError
+    from lensflow.images import BuildPaths, CatalogRows, build_cutouts
+
+    _logging(verbose)
+    build_config = _cluster_options(PlanConfig.from_toml(config), scheduler, workers)
+    if build_config.images is None:
+        raise ConfigError(f"{config}: no [images] section; name the tiles, bands and unit there")
+    cutouts = build_config.cutouts
+    store = output.resolve() if output is not None else cutouts.path if cutouts else None
+    if store is None:
+        raise ConfigError(f"{config}: no [cutouts] path; give one there or pass --output")
+    inputs = open_inputs(build_config)
+    columns = build_config.catalog.columns
+    rows = CatalogRows(
+        inputs.catalog,
+        id_column=columns.id,
+        ra_column=columns.ra,
+        dec_column=columns.dec,
+        cut=None if all_rows else inputs.cut,
+        region=inputs.region,
+    )
+    with connect(build_config.cluster, insecure=insecure) as client:
+        views.print_dashboard(console, dashboard_link(client))
+        with views.build_progress(console) as hook:
+            report = build_cutouts(
+                rows,
+                store=store,
+                config=build_config.images,
+                client=client,
+                max_in_flight=build_config.cluster.max_in_flight,
+                progress=hook,
+                force=force,
+            )
+    views.print_build(console, report, report_path=BuildPaths(store).report)
+    raise typer.Exit(2 if report.failed else 0)
 
 
 @_command(app)
@@ -259,6 +335,22 @@ def demo(
     raise typer.Exit(report.exit_status)
 
 
+SurveyName = Annotated[
+    str,
+    typer.Option(
+        "--survey",
+        help="Survey profile: a shipped name (lsst, hsc, legacy) or a profile's TOML file.",
+    ),
+]
+SurveyOverride = Annotated[
+    str | None,
+    typer.Option(
+        "--survey",
+        help="Survey profile (shipped name or TOML file), instead of the config's `survey`.",
+    ),
+]
+
+
 @_command(simulate_app, "sky")
 def simulate_sky(
     out: Annotated[
@@ -267,14 +359,20 @@ def simulate_sky(
     sources: Annotated[int, typer.Option(help="Catalog rows.")] = 20_000,
     lenses: Annotated[int, typer.Option(help="Lenses injected among them.")] = 20,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    survey: SurveyName = "lsst",
     workers: Workers = None,
     verbose: Verbose = 0,
 ) -> None:
-    """A mock LSST-like sky: a HATS catalog, its Zarr cutouts, the lens truth and a scan config."""
+    """A mock sky of a survey profile: a HATS catalog with the survey's column names, its Zarr
+    cutouts, the lens truth and a scan config."""
     from lensflow.simulate.mock_sky import make_mock_sky
+    from lensflow.surveys import survey_profile
 
     _logging(verbose)
-    sky = make_mock_sky(out, n_sources=sources, n_lenses=lenses, seed=seed, workers=workers)
+    profile = survey_profile(survey)
+    sky = make_mock_sky(
+        out, n_sources=sources, n_lenses=lenses, seed=seed, survey=profile, workers=workers
+    )
     views.print_mock_sky(console, sky, sources=sources)
 
 
@@ -284,18 +382,28 @@ def simulate_training_set(
     lenses: Annotated[int, typer.Option(help="Lens systems.")] = 1000,
     non_lenses: Annotated[int, typer.Option(help="Non-lenses, contaminants boosted.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    survey: SurveyName = "lsst",
     workers: Workers = None,
     verbose: Verbose = 0,
 ) -> None:
-    """A labelled cutout set (Zarr + Parquet labels) simulated on a local Dask cluster."""
+    """A labelled cutout set (Zarr + Parquet labels) of a survey profile, simulated on a local
+    Dask cluster."""
     from lensflow.cluster import connect
     from lensflow.config import ClusterConfig
-    from lensflow.simulate import make_training_set
+    from lensflow.simulate import check_survey, make_training_set
+    from lensflow.surveys import survey_profile
 
     _logging(verbose)
+    profile = survey_profile(survey)
+    check_survey(profile)
     with connect(ClusterConfig(n_workers=workers, dashboard=False)) as client:
         made = make_training_set(
-            out, n_lenses=lenses, n_non_lenses=non_lenses, seed=seed, client=client
+            out,
+            n_lenses=lenses,
+            n_non_lenses=non_lenses,
+            seed=seed,
+            survey=profile,
+            client=client,
         )
     views.print_training_set(console, made)
 
@@ -305,35 +413,46 @@ def simulate_gallery(
     out: Annotated[Path, typer.Argument(help="PNG to write.")],
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     per_class: Annotated[int, typer.Option(help="Examples per class.")] = 6,
+    survey: SurveyName = "lsst",
 ) -> None:
-    """A grid of RGB composites (asinh stretch), one row per class, to look at the simulations."""
+    """A grid of RGB composites (asinh stretch of the profile's three reddest image bands), one
+    row per class, to look at the simulations."""
     from lensflow.simulate import make_gallery
+    from lensflow.surveys import survey_profile
 
-    views.print_written(console, "gallery", make_gallery(out, seed=seed, per_class=per_class))
+    profile = survey_profile(survey)
+    path = make_gallery(out, seed=seed, per_class=per_class, survey=profile)
+    views.print_written(console, "gallery", path)
 
 
 @_command(train_app, "photometry")
 def train_photometry_command(
     config: Annotated[Path, typer.Option(help="Photometry training config (TOML).", exists=True)],
+    survey: SurveyOverride = None,
     verbose: Verbose = 1,
 ) -> None:
     """Train the photometry gate on simulated catalogs, choose its threshold, export ONNX."""
     from lensflow.train import train_photometry
+    from lensflow.train.config import PhotometryConfig
 
     _logging(verbose)
-    views.print_trained(console, "photometry model", train_photometry(config))
+    settings = PhotometryConfig.from_toml(config).with_survey(survey)
+    views.print_trained(console, "photometry model", train_photometry(settings))
 
 
 @_command(train_app, "ensemble")
 def train_ensemble_command(
     config: Annotated[Path, typer.Option(help="Ensemble training config (TOML).", exists=True)],
+    survey: SurveyOverride = None,
     verbose: Verbose = 1,
 ) -> None:
     """Train the CNN members (resuming from checkpoints), evaluate them, export ONNX."""
     from lensflow.train import train_ensemble
+    from lensflow.train.config import TrainConfig
 
     _logging(verbose)
-    views.print_trained(console, "ensemble", train_ensemble(config))
+    settings = TrainConfig.from_toml(config).with_survey(survey)
+    views.print_trained(console, "ensemble", train_ensemble(settings))
 
 
 @_command(app)

@@ -77,7 +77,8 @@ def local_cluster(cluster: ClusterConfig) -> LocalCluster:
         threads_per_worker=cluster.threads_per_worker,
         processes=True,
         host="127.0.0.1",
-        dashboard_address="127.0.0.1:0" if cluster.dashboard else None,
+        dashboard_address="127.0.0.1:0",  # the scheduler's HTTP server: loopback, any free port
+        scheduler_kwargs={"dashboard": cluster.dashboard},
         memory_limit=cluster.memory_limit,
     )
 

@@ -4,17 +4,18 @@ Layout:
 
     version = 1
     [photometry]                      # the catalog gate: an MLP on magnitudes
-    name, file, sha256, threshold, features = ["mag_g", "mag_r", "mag_i", "mag_z"]
+    name, file, sha256, threshold, features = ["mag_g", "mag_r", "mag_i", "mag_z"], survey
     [photometry.training] / [photometry.metrics]   free-form tables, copied into reports
     [ensemble]
     threshold = 0.5                   # on the mean member score
     [[ensemble.members]]
-    name, file, sha256, flops, bands, size, pixel_scale_arcsec, units, normalisation
+    name, file, sha256, flops, bands, size, pixel_scale_arcsec, units, normalisation, survey
     [ensemble.members.training] / [ensemble.members.metrics]
 
 Photometry models take float32 (N, len(features)) magnitudes; CNN members take float32
 (N, bands, size, size) in `units`; both return one probability per row, (N,) or (N, 1).
 Normalisation (colours, asinh stretch) lives inside each ONNX graph and is described in text.
+`survey` (optional) names the survey profile (`lensflow.surveys`) a model was trained for.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PhotometryModel(_Frozen):
     sha256: str
     threshold: float = Field(ge=0.0, le=1.0)
     features: tuple[str, ...]
+    survey: str | None = None
     version: str = "0"
     training: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
@@ -54,6 +56,7 @@ class EnsembleMember(_Frozen):
     pixel_scale_arcsec: float = Field(gt=0.0)
     units: str
     normalisation: str = ""
+    survey: str | None = None
     flops: int | None = None
     version: str = "0"
     training: dict[str, Any] = {}

@@ -17,12 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
+from lensflow.sky import pixel_key
+
 if TYPE_CHECKING:
     from lensflow.demo import DemoReport
+    from lensflow.images import BuildReport, PartitionReport
+    from lensflow.images.driver import Progress as BuildProgress
     from lensflow.scan.plan import PlanRow
     from lensflow.scan.run import ProgressHook, ScanOutcome
     from lensflow.scan.stages import PartitionResult
@@ -49,16 +60,21 @@ def failure_line(result: PartitionResult) -> Text:
 
 
 @contextmanager
-def scan_progress(console: Console) -> Iterator[ProgressHook]:
-    """A progress bar over the partitions; failed partitions are printed as they finish."""
+def _partition_progress(console: Console, what: str) -> Iterator[tuple[Progress, TaskID]]:
     with Progress(
-        TextColumn("[bold]scan"),
+        TextColumn(f"[bold]{what}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("partitions", total=None)
+        yield progress, progress.add_task("partitions", total=None)
+
+
+@contextmanager
+def scan_progress(console: Console) -> Iterator[ProgressHook]:
+    """A progress bar over the partitions; failed partitions are printed as they finish."""
+    with _partition_progress(console, "scan") as (progress, task):
 
         def hook(done: int, total: int, result: PartitionResult | None) -> None:
             progress.update(task, completed=done, total=total)
@@ -66,6 +82,40 @@ def scan_progress(console: Console) -> Iterator[ProgressHook]:
                 progress.console.print(failure_line(result), soft_wrap=True)
 
         yield hook
+
+
+@contextmanager
+def build_progress(console: Console) -> Iterator[BuildProgress]:
+    """A progress bar over a cutout build's partitions; failures printed as whole lines."""
+    with _partition_progress(console, "cutouts") as (progress, task):
+
+        def hook(done: int, total: int, report: PartitionReport | None) -> None:
+            progress.update(task, completed=done, total=total)
+            if report is not None and not report.ok:
+                line = Text.assemble(
+                    ("failed", "red"), f" {pixel_key(report.pixel)}: {report.error}"
+                )
+                progress.console.print(line, soft_wrap=True)
+
+        yield hook
+
+
+def print_build(console: Console, report: BuildReport, *, report_path: Path) -> None:
+    """What a cutout build wrote and set aside, with the report that lists the ids."""
+    totals = report.totals()
+    console.print(
+        Text(
+            f"cutouts: {totals['written']:,} stamps of {totals['rows']:,} rows in "
+            f"{totals['partitions']} partitions ({len(report.skipped)} already done, "
+            f"{len(totals['failed'])} failed) -> {report.store}"
+        ),
+        soft_wrap=True,
+    )
+    if totals["rejected"]:
+        aside = ", ".join(f"{k} {v:,}" for k, v in sorted(totals["rejected"].items()))
+        console.print(Text(f"rows without a stamp: {aside} (ids in {report_path})"), soft_wrap=True)
+    for tile, why in sorted(totals["bad_tiles"].items()):
+        console.print(Text.assemble(("bad tile", "red"), f" {tile}: {why}"), soft_wrap=True)
 
 
 def print_dashboard(console: Console, link: str | None) -> None:
@@ -89,26 +139,31 @@ def print_rerun(console: Console, outcome: ScanOutcome) -> None:
 
 
 def plan_table(title: str, rows: Sequence[PlanRow], *, exact: bool) -> Table:
-    """One row per partition (rows, rows after cuts when counted, why unreadable), and a total."""
+    """One row per partition (rows, rows after cuts and in the region when counted, why
+    unreadable), and a total."""
     from lensflow.sky import pixel_key
 
+    counts = ["rows_after_cuts"] if exact else []
+    if exact and any(r.rows_in_region is not None for r in rows):
+        counts.append("rows_in_region")
     table = Table(title=escape(f"{title}: {len(rows)} partitions"))
     table.add_column("pixel")
     table.add_column("rows", justify="right")
-    if exact:
-        table.add_column("after cuts", justify="right")
+    for key in counts:
+        table.add_column(key.removeprefix("rows_").replace("_", " "), justify="right")
     table.add_column("note")
     for row in rows:
         cells = [pixel_key(row.pixel), f"{row.rows:,}"]
-        if exact:
-            cells.append("-" if row.rows_after_cuts is None else f"{row.rows_after_cuts:,}")
+        for key in counts:
+            count = getattr(row, key)
+            cells.append("-" if count is None else f"{count:,}")
         cells.append(row.error or "")
         table.add_row(*(escape(cell) for cell in cells))
     total = sum(r.rows for r in rows)
     cells = ["total", f"{total:,}"]
-    if exact:
-        after = sum(r.rows_after_cuts or 0 for r in rows)
-        cells.append(f"{after:,} ({after / max(total, 1):.2%})")
+    for key in counts:
+        summed = sum(getattr(r, key) or 0 for r in rows)
+        cells.append(f"{summed:,} ({summed / max(total, 1):.2%})")
     table.add_row(*cells, f"{sum(r.error is not None for r in rows)} unreadable")
     return table
 

@@ -171,3 +171,86 @@ def test_every_command_reports_bad_input_the_same_way(tmp_path: Path, args: list
     assert result.stdout == ""
     assert result.stderr.startswith("error: ")
     assert str(tmp_path) in result.stderr or "misspelt_key" in result.stderr
+
+
+def test_simulate_takes_a_survey_profile(tmp_path: Path) -> None:
+    from lensflow.cutouts import open_store
+
+    result = runner.invoke(
+        app,
+        [
+            "simulate",
+            "training-set",
+            str(tmp_path / "set"),
+            "--lenses",
+            "1",
+            "--non-lenses",
+            "2",
+            "--survey",
+            "legacy",
+            "--workers",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    info = open_store(tmp_path / "set" / "cutouts.zarr")
+    assert info.bands == ("g", "r", "i", "z") and info.pixel_scale_arcsec == 0.262
+    png = tmp_path / "hsc.png"
+    result = runner.invoke(
+        app, ["simulate", "gallery", str(png), "--per-class", "1", "--survey", "hsc"]
+    )
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "sky", "{out}", "--survey", "euclid"],
+        ["simulate", "gallery", "{out}.png", "--survey", "euclid"],
+        ["train", "photometry", "--config", "{config}", "--survey", "euclid"],
+        ["train", "ensemble", "--config", "{ensemble}", "--survey", "euclid"],
+    ],
+)
+def test_an_unknown_survey_is_refused_before_any_work(tmp_path: Path, args: list[str]) -> None:
+    config = tmp_path / "photometry.toml"
+    config.write_text('survey = "lsst"\n')
+    ensemble = tmp_path / "ensemble.toml"
+    ensemble.write_text('[[members]]\nname = "a"\narchitecture = "resnet"\n')
+    paths = {"out": str(tmp_path / "out"), "config": str(config), "ensemble": str(ensemble)}
+    result = runner.invoke(app, [a.format(**paths) for a in args])
+    assert result.exit_code == 1, result.output
+    assert "unknown survey 'euclid'; shipped profiles: hsc, legacy, lsst" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cutouts_build_from_tiles_then_resume(tmp_path: Path, dask_client: Client) -> None:
+    from tests.images import grid_rows, write_rows_catalog, write_tract
+
+    tract = write_tract(tmp_path / "tract", masked=((95, 95, 1),))
+    rows = grid_rows(tract)
+    write_rows_catalog(tmp_path / "catalog", rows)
+    config = tmp_path / "build.toml"
+    config.write_text(
+        '[catalog]\npath = "catalog"\n[catalog.columns]\nid = "objectId"\nra = "ra"\n'
+        'dec = "dec"\n[cutouts]\npath = "cutouts.zarr"\n[images]\n'
+        'tiles = "tract/calexp-{band}-*.fits.fz"\nbands = ["g", "r"]\nsize = 16\n'
+        "psf_fwhm_arcsec = { g = 0.8, r = 0.7 }\n"
+    )
+    args = ["cutouts", "build", str(config), "--scheduler", dask_client.scheduler.address]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    report = json.loads((tmp_path / "cutouts.zarr.build" / "report.json").read_text())
+    totals = report["totals"]
+    assert totals["rows"] == sum(r.ids.size for r in rows.values())
+    assert f"{totals['written']:,} stamps of {totals['rows']:,} rows" in first.output
+    assert "masked 1" in first.output and "edge" in first.output
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert f"({len(rows)} already done, 0 failed)" in again.output
+
+
+def test_cutouts_build_needs_an_images_section(mock_sky: MockSky) -> None:
+    result = runner.invoke(app, ["cutouts", "build", str(mock_sky.config)])
+    assert result.exit_code == 1
+    assert "no [images] section" in result.output

@@ -30,6 +30,13 @@ STAGES = {
     "lensflow.registry",
     "lensflow.sessions",
     "lensflow.sky",
+    "lensflow.regions",
+    "lensflow.units",
+    *(
+        f"lensflow.images.{p.stem}"
+        for p in (PACKAGE / "images").glob("*.py")
+        if p.stem != "__init__"
+    ),
 }
 """The funnel's stages and the shared services below them."""
 
@@ -178,6 +185,13 @@ COVERED_ELSEWHERE = {
     "lensflow/simulate/draw_galaxies.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_lookalikes.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_stars.py": "tests/simulate/test_draw.py",
+    "lensflow/images/driver.py": "tests/images/test_build.py",  # through build_cutouts
+    "lensflow/images/partitions.py": "tests/images/test_build.py",
+    "lensflow/images/store.py": "tests/images/test_build.py",
+    "lensflow/images/index.py": "tests/images/test_tiles.py",  # the footprint index
+    "lensflow/images/projection.py": "tests/images/test_tiles.py",
+    "lensflow/images/readers.py": "tests/images/test_stamps.py",  # through cut_stamps
+    "lensflow/images/resample.py": "tests/images/test_stamps.py",
 }
 """Modules whose behaviour is tested through another module's public function."""
 

@@ -18,14 +18,14 @@ from pathlib import Path
 from distributed import Client, as_completed
 
 from lensflow.candidates import finish_candidate_catalog
-from lensflow.catalog import open_catalog, require_pixel
+from lensflow.catalog import Catalog, open_inputs, require_pixel
 from lensflow.cluster import has_gpu_workers
-from lensflow.config import ScanConfig
+from lensflow.config import ColumnMap, ScanConfig
 from lensflow.cutouts import open_store
-from lensflow.cuts import check_columns, parse_cuts
 from lensflow.ensemble import check_ensemble_inputs
+from lensflow.errors import MissingColumnError, PixelError
 from lensflow.io import canonical_hash
-from lensflow.registry import load_manifest
+from lensflow.registry import default_manifest_path, load_manifest
 from lensflow.scan.stages import (
     Failure,
     PartitionResult,
@@ -66,12 +66,20 @@ class ScanOutcome:
 
 
 def build_context(config: ScanConfig) -> ScanContext:
-    """Check every input before any task runs: catalog, cut, cutouts, models, their fit."""
-    catalog = open_catalog(config.catalog.path)
-    cut = parse_cuts(config.cuts.expression)
-    check_columns(cut, catalog.schema, where=str(catalog.path))
-    store = open_store(config.cutouts.path)
+    """Check every input before any task runs: catalog, cut, region, columns, cutouts, models.
+
+    The columns the photometry gate reads are named by the models' manifest and must be mapped
+    and present in the catalog; the ensemble's bands, size and units must fit the cutout store.
+    """
+    inputs = open_inputs(config)
+    catalog = inputs.catalog
     manifest = load_manifest(config.models.manifest)
+    features = manifest.photometry.features
+    source = config.models.manifest or default_manifest_path()
+    needed_by = f"photometry model {manifest.photometry.name!r} of {source}"
+    config.catalog.columns.require(features, needed_by=needed_by)
+    check_mapped_columns(config.catalog.columns, ["id", "ra", "dec", *features], catalog=catalog)
+    store = open_store(config.cutouts.path)
     check_ensemble_inputs(manifest, store)
     photometry_threshold = (
         config.photometry.threshold
@@ -90,19 +98,32 @@ def build_context(config: ScanConfig) -> ScanContext:
         store=store,
         photometry_threshold=photometry_threshold,
         ensemble_threshold=ensemble_threshold,
+        region=inputs.region,
     )
     output = config.output.path
     prepare_scan_dir(output, config, parts)
     return ScanContext(
         config=config,
         catalog=catalog,
-        cut=cut,
+        cut=inputs.cut,
         manifest=manifest,
         photometry_threshold=photometry_threshold,
         ensemble_threshold=ensemble_threshold,
         fingerprint=canonical_hash(parts),
         output=output,
+        region=inputs.region,
     )
+
+
+def check_mapped_columns(columns: ColumnMap, names: Sequence[str], *, catalog: Catalog) -> None:
+    """Refuse a column map whose entries for `names` are not columns of the catalog."""
+    mapped = columns.mapped()
+    for name in names:
+        if mapped[name] not in catalog.schema.names:
+            raise MissingColumnError(
+                f"[catalog.columns] {name} = {mapped[name]!r}: no such column in {catalog.path}; "
+                f"it has {sorted(catalog.schema.names)}"
+            )
 
 
 def pending_pixels(context: ScanContext) -> tuple[list[HealpixPixel], int]:
@@ -131,13 +152,29 @@ def run_scan(
     progress: ProgressHook | None = None,
 ) -> ScanOutcome:
     """Scan the catalog (or only `pixels`, forced) on the client's cluster; resumable."""
+    return run_context(build_context(config), client=client, pixels=pixels, progress=progress)
+
+
+def run_context(
+    context: ScanContext,
+    *,
+    client: Client,
+    pixels: Sequence[HealpixPixel] | None = None,
+    progress: ProgressHook | None = None,
+) -> ScanOutcome:
+    """Run a scan whose inputs build_context has checked (before any cluster was started)."""
     start = time.perf_counter()
-    context = build_context(config)
     if pixels is None:
         todo, skipped = pending_pixels(context)
     else:
         for pixel in pixels:
-            require_pixel(context.catalog, pixel)
+            try:
+                require_pixel(context.catalog, pixel)
+            except PixelError as exc:
+                if context.region is None:
+                    raise
+                label = context.region.label
+                raise PixelError(f"{exc} (those the scan's [sky] {label} touches)") from None
         todo, skipped = list(pixels), 0
     if skipped:
         logger.info("resuming: %d partitions already done, %d to run", skipped, len(todo))

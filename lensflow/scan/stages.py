@@ -22,12 +22,13 @@ from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
 
 from lensflow.candidates import candidate_table, write_candidates
 from lensflow.catalog import Catalog, read_partition
-from lensflow.config import BANDS, ScanConfig
+from lensflow.config import ScanConfig
 from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.cuts import Cut
 from lensflow.ensemble import score_cutouts
 from lensflow.errors import LensflowError
 from lensflow.photometry import photometry_features, score_photometry
+from lensflow.regions import Region, usable_coordinates
 from lensflow.registry import ModelManifest
 from lensflow.scan.state import Marker, write_marker
 from lensflow.sky import HealpixPixel, pixel_key
@@ -48,6 +49,7 @@ class ScanContext:
     ensemble_threshold: float
     fingerprint: str
     output: Path
+    region: Region | None = None  # None: every partition of the catalog, every row
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Survivors:
     rejected: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     attempts: int = 1
+    rows_in_region: int | None = None  # rows after cuts inside [sky]; None without a region
 
 
 @dataclass(frozen=True)
@@ -118,28 +121,32 @@ def select_partition(pixel: HealpixPixel, *, context: ScanContext) -> Survivors 
 
 def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
     columns = context.config.catalog.columns
-    mag_columns = {band: getattr(columns, f"mag_{band}") for band in BANDS}
+    mapped = columns.mapped()
+    feature_columns = {name: mapped[name] for name in context.manifest.photometry.features}
     read = read_partition(
         pixel,
         catalog=context.catalog,
-        columns=[columns.id, columns.ra, columns.dec, *mag_columns.values()],
+        columns=[columns.id, columns.ra, columns.dec, *feature_columns.values()],
         cut=context.cut,
     )
     table = read.table
     rows_after_cuts = table.num_rows
+    rows_in_region = None
+    if context.region is not None:  # rows outside are outside the scan, not rejected
+        table = context.region.filter(table, ra=columns.ra, dec=columns.dec)
+        rows_in_region = table.num_rows
     rejected: dict[str, int] = {}
 
     ra = table[columns.ra].to_numpy(zero_copy_only=False).astype(np.float64)
     dec = table[columns.dec].to_numpy(zero_copy_only=False).astype(np.float64)
-    good_coords = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
-    good_coords &= (ra >= -360.0) & (ra <= 720.0)
+    good_coords = usable_coordinates(ra, dec)
     rejected["bad_coordinates"] = int((~good_coords).sum())
 
-    mags = {
-        f"mag_{band}": pc.fill_null(table[name].cast(pa.float32()), np.nan).to_numpy()
-        for band, name in mag_columns.items()
+    values = {
+        name: pc.fill_null(table[column].cast(pa.float32()), np.nan).to_numpy()
+        for name, column in feature_columns.items()
     }
-    features = photometry_features(mags, context.manifest.photometry.features)
+    features = photometry_features(values, context.manifest.photometry.features)
     usable = good_coords & np.isfinite(features).all(axis=1)
     rejected["missing_magnitude"] = int((good_coords & ~usable).sum())
 
@@ -170,6 +177,7 @@ def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
         rows_read=read.rows_read,
         rows_after_cuts=rows_after_cuts,
         rejected={k: v for k, v in rejected.items() if v},
+        rows_in_region=rows_in_region,
     )
 
 
@@ -239,6 +247,7 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
         status="done",
         rows_read=survivors.rows_read,
         rows_after_cuts=survivors.rows_after_cuts,
+        rows_in_region=survivors.rows_in_region,
         rows_after_photometry=survivors.table.num_rows,
         candidates=above,
         rejected=rejected,

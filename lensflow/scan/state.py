@@ -24,6 +24,7 @@ from lensflow.sky import HealpixPixel, pixel_key, validate_pixel
 
 if TYPE_CHECKING:
     from lensflow.catalog import Catalog
+    from lensflow.regions import Region
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,12 @@ MARKERS = "markers"
 
 @dataclass(frozen=True)
 class Marker:
-    """What one partition's scan did: the funnel counts, rejections, timing, outcome."""
+    """What one partition's scan did: the funnel counts, rejections, timing, outcome.
+
+    rows_read counts the rows of the partition's files; rows_after_cuts those that pass the cut;
+    with a [sky] region, rows_in_region those of them inside it (the rest are outside the scan,
+    not rejected; None without a region), which go on to the photometry gate.
+    """
 
     pixel: str
     status: str  # "done" or "failed"
@@ -52,6 +58,7 @@ class Marker:
     sha256: str | None = None
     fingerprint: str = ""
     worker: str | None = None  # the Dask worker that ran the ensemble step
+    rows_in_region: int | None = None
 
     @property
     def order_pixel(self) -> HealpixPixel:
@@ -67,14 +74,19 @@ def fingerprint_parts(
     store: StoreInfo,
     photometry_threshold: float,
     ensemble_threshold: float,
+    region: Region | None = None,
 ) -> dict[str, Any]:
-    """What decides a scan's results, as a mapping; its canonical hash is the fingerprint."""
+    """What decides a scan's results, as a mapping; its canonical hash is the fingerprint.
+
+    The catalog's files are those of the partitions scanned (with a region, those it keeps);
+    a scan of the whole catalog has no "sky" part, so its fingerprint is what it always was.
+    """
     files = []
     for pixel in catalog.pixels:
         path = catalog.file_of(pixel)
         size = path.stat().st_size if path.is_file() else -1
         files.append([pixel_key(pixel), size])
-    return {
+    parts: dict[str, Any] = {
         "catalog": str(catalog.path),
         "catalog_files": canonical_hash(files),
         "catalog_partitions": len(catalog.pixels),
@@ -88,6 +100,9 @@ def fingerprint_parts(
         "photometry_threshold": photometry_threshold,
         "ensemble_threshold": ensemble_threshold,
     }
+    if region is not None:
+        parts["sky"] = region.identity
+    return parts
 
 
 def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -163,7 +178,7 @@ def read_markers(root: Path) -> list[Marker]:
 
 
 def funnel_totals(markers: Iterable[Marker]) -> dict[str, Any]:
-    """Sum the funnel counts and rejections over markers."""
+    """Sum the funnel counts and rejections over markers (rows_in_region where counted)."""
     totals: dict[str, Any] = {
         "partitions": 0,
         "done": 0,
@@ -179,6 +194,8 @@ def funnel_totals(markers: Iterable[Marker]) -> dict[str, Any]:
         totals[m.status] = totals.get(m.status, 0) + 1
         for key in ("rows_read", "rows_after_cuts", "rows_after_photometry", "candidates"):
             totals[key] += getattr(m, key)
+        if m.rows_in_region is not None:
+            totals["rows_in_region"] = totals.get("rows_in_region", 0) + m.rows_in_region
         for reason, count in m.rejected.items():
             totals["rejected"][reason] = totals["rejected"].get(reason, 0) + count
     return totals

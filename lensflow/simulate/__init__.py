@@ -1,6 +1,6 @@
 """Lens physics, scenes (lenses and the non-lenses that fool lens finders), training sets."""
 
-from lensflow.simulate.draw import draw_scene, simulate_cutouts
+from lensflow.simulate.draw import check_survey, draw_scene, simulate_cutouts
 from lensflow.simulate.gallery import make_gallery
 from lensflow.simulate.photometry import observe_magnitudes
 from lensflow.simulate.scene import (
@@ -15,14 +15,13 @@ from lensflow.simulate.scene import (
     noiseless_image,
     render_scene,
 )
-from lensflow.simulate.survey import LSST_LIKE, Survey
 from lensflow.simulate.training_set import TrainingSet, make_training_set
+from lensflow.surveys import Survey, survey_profile
 
 __all__ = [
     "CLASSES",
     "DEFAULT_CRITERIA",
     "LENS_PARAMS",
-    "LSST_LIKE",
     "NATURAL_MIX",
     "NON_LENS_CLASSES",
     "TRAINING_MIX",
@@ -30,6 +29,7 @@ __all__ = [
     "Scene",
     "Survey",
     "TrainingSet",
+    "check_survey",
     "draw_scene",
     "make_gallery",
     "make_training_set",
@@ -37,4 +37,5 @@ __all__ = [
     "observe_magnitudes",
     "render_scene",
     "simulate_cutouts",
+    "survey_profile",
 ]

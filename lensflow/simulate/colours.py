@@ -1,20 +1,35 @@
 """Colour laws of the simulated populations and per-band fluxes from an r flux and colours.
 
-Colours are (g-r, r-i, i-z) in AB magnitudes; fluxes are in nJy per catalog band.
+Colours are (g-r, r-i, i-z) in AB magnitudes; fluxes are in nJy per band. The laws give fluxes
+in g, r, i and z (`band_fluxes`); a profile's band of another name (y, u, a narrow band) gets
+its flux from those four by `in_bands`, an approximation: the AB magnitude is taken as linear
+in log(wavelength) between the two anchors around the band's effective wavelength, and
+extrapolated from the nearest pair beyond them (a power law through i and z for y, through g
+and r for u). No random number is drawn for it, so adding a band changes no other draw. The
+anchors sit at the profile's own effective wavelengths where it has those bands, else at
+LAW_WAVELENGTH_NM. Colours from SED templates would be better; this keeps the laws' four
+colours exact and makes the other bands smooth continuations of them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
 from frozendict import frozendict
 
 from lensflow.simulate.geometry import FloatArray
-from lensflow.simulate.survey import frozen
+from lensflow.surveys import Survey, frozen
 
 Colours = tuple[float, float, float]
 """(g-r, r-i, i-z), AB mag."""
+
+LAW_BANDS: tuple[str, ...] = ("g", "r", "i", "z")
+"""The bands the colour laws give fluxes in, blue to red."""
+
+LAW_WAVELENGTH_NM: Mapping[str, float] = frozen({"g": 482.0, "r": 622.0, "i": 755.0, "z": 869.0})
+"""Where the laws' bands sit when a profile lacks them (the lsst profile's wavelengths)."""
 
 
 def _table(*values: float) -> FloatArray:
@@ -83,3 +98,30 @@ def band_fluxes(flux_r: float, colours: Colours) -> frozendict[str, float]:
 def scaled_fluxes(flux: Mapping[str, float], factor: float) -> frozendict[str, float]:
     """Per-band fluxes times a factor."""
     return frozen({b: v * factor for b, v in flux.items()})
+
+
+def interpolated_flux(flux: Mapping[str, float], wavelength_nm: float, survey: Survey) -> float:
+    """Flux (nJy) at a wavelength from the laws' g, r, i, z fluxes: AB magnitude linear in
+    log(wavelength) between the anchors around it, else through the nearest pair beyond.
+
+    The anchors' signs are kept (a dust lane's negative flux); anchors of opposite sign, or a
+    zero one, give 0.
+    """
+    log_lam = [math.log(survey.wavelength_nm.get(b, LAW_WAVELENGTH_NM[b])) for b in LAW_BANDS]
+    x = math.log(wavelength_nm)
+    k = 1 + sum(1 for v in log_lam[1:-1] if x > v)
+    a, b = flux[LAW_BANDS[k - 1]], flux[LAW_BANDS[k]]
+    if a * b <= 0.0:
+        return 0.0
+    t = (x - log_lam[k - 1]) / (log_lam[k] - log_lam[k - 1])
+    return math.copysign(abs(a) ** (1.0 - t) * abs(b) ** t, a)
+
+
+def in_bands(flux: Mapping[str, float], survey: Survey) -> Mapping[str, float]:
+    """The fluxes with every catalog band of the survey (`interpolated_flux` for those the laws
+    lack); the same mapping when none is missing."""
+    missing = [b for b in survey.catalog_bands if b not in flux]
+    if not missing:
+        return flux
+    extra = {b: interpolated_flux(flux, survey.wavelength_nm[b], survey) for b in missing}
+    return frozen({**flux, **extra})

@@ -3,20 +3,27 @@
 `draw_scene` draws parameters only (a lens also renders its lensed source, noiselessly, for its
 acceptance test; the templates are cached for the render that usually follows): the seeing and
 PSF model of the cutout, the sub-pixel centre, then the class's drawer (DRAWERS), field
-galaxies and occasional artefacts, all from the scene's parameter stream.
+galaxies and occasional artefacts, all from the scene's parameter stream. The seeing prior is
+the survey profile's; the colour laws give light in g, r, i and z, and every light is given the
+profile's other bands here, in one place (`lensflow.simulate.colours.in_bands`; a bright star's
+halo gets them where it is drawn, since the artefact class measures it in every image band).
+A lens's acceptance test sees the laws' four bands only. Magnitudes are normalised in r, so a
+profile without r cannot be simulated (`check_survey`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from frozendict import frozendict
 
 from lensflow.errors import SimulationError
-from lensflow.simulate.colours import scaled_fluxes
-from lensflow.simulate.draw_base import DrawContext, Drawn, Range, uniform
+from lensflow.simulate.colours import in_bands, scaled_fluxes
+from lensflow.simulate.draw_base import DrawContext, Drawn, uniform
 from lensflow.simulate.draw_galaxies import (
     draw_disc_edge_on,
     draw_disc_face_on,
@@ -32,16 +39,18 @@ from lensflow.simulate.draw_lookalikes import (
     draw_ring,
 )
 from lensflow.simulate.draw_stars import draw_artefact, draw_star, extra_artefacts
-from lensflow.simulate.observe import StarHalo
+from lensflow.simulate.observe import Artefact, StarHalo
 from lensflow.simulate.scene import (
     DEFAULT_CRITERIA,
+    Component,
     LensCriteria,
+    PointSource,
     Scene,
     render_scene,
     scene_rng,
     seed_tuple,
 )
-from lensflow.simulate.survey import LSST_LIKE, Survey, frozen, njy_to_ab
+from lensflow.surveys import Survey, frozen, njy_to_ab, survey_profile
 
 DRAWERS: dict[str, Callable[[DrawContext], Drawn]] = {
     "lens": draw_lens,
@@ -59,18 +68,46 @@ DRAWERS: dict[str, Callable[[DrawContext], Drawn]] = {
 """The drawer of each class."""
 
 
-@dataclass(frozen=True)
-class SeeingPrior:
-    """Per-cutout seeing: a common factor on the survey's FWHM, a little scatter per band
-    (both clipped to `clip`), and the chance of a Moffat (else Gaussian) PSF."""
-
-    common: Range = (0.85, 1.15)
-    per_band_scatter: float = 0.03
-    clip: Range = (0.85, 1.15)
-    moffat_chance: float = 0.7
+MOFFAT_CHANCE = 0.7
+"""The chance that a cutout's PSF is a Moffat (else a Gaussian) profile."""
 
 
-SEEING = SeeingPrior()
+def check_survey(survey: Survey) -> None:
+    """Refuse a profile the simulator cannot draw for: magnitudes are normalised in r."""
+    if "r" not in survey.catalog_bands:
+        raise SimulationError(
+            f"survey {survey.name!r} has no r band (catalog bands {list(survey.catalog_bands)}): "
+            "the simulator draws magnitudes in r and needs r among the catalog bands"
+        )
+
+
+def _seeing(rng: np.random.Generator, survey: Survey) -> frozendict[str, float]:
+    """Seeing factors per catalog band: a common factor in the profile's seeing_range, times
+    (1 + N(0, seeing_scatter)) per band, clipped to that range."""
+    lo, hi = survey.seeing_range
+    common = uniform(rng, (lo, hi))
+    scatter = survey.seeing_scatter
+    return frozen(
+        {
+            b: float(np.clip(common * (1.0 + rng.normal(0.0, scatter)), lo, hi))
+            for b in survey.catalog_bands
+        }
+    )
+
+
+Light = TypeVar("Light", Component, PointSource, Artefact)
+
+
+def _in_survey_bands(items: Sequence[Light], survey: Survey) -> list[Light]:
+    """Lights (components, points, star halos) with a flux in every catalog band of the survey."""
+    out: list[Light] = []
+    for item in items:
+        if isinstance(item, Component | PointSource | StarHalo):
+            flux = in_bands(item.flux, survey)
+            if flux is not item.flux:
+                item = replace(item, flux=flux)
+        out.append(item)
+    return out
 
 
 def _system_mag(drawn: Drawn, bands: Sequence[str]) -> dict[str, float]:
@@ -106,7 +143,7 @@ def draw_scene(
     kind: str,
     *,
     seed: Sequence[int] | int,
-    survey: Survey = LSST_LIKE,
+    survey: Survey | None = None,
     mag_r: float | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
 ) -> Scene:
@@ -114,29 +151,27 @@ def draw_scene(
 
     mag_r fixes the r magnitude of the catalogued system (for a lens, lens plus magnified source;
     for an artefact, its flux in a 1 arcsec aperture). Lenses are redrawn until they meet
-    `criteria`, deterministically from the seed; the floors are written into params.
+    `criteria`, deterministically from the seed; the floors are written into params. survey:
+    the profile (default: lsst).
     """
+    survey = survey or survey_profile()
+    check_survey(survey)
     seeds = seed_tuple(seed)
     rng = scene_rng(seeds, kind, 0)
-    common = uniform(rng, SEEING.common)
-    seeing = frozen(
-        {
-            b: float(
-                np.clip(common * (1.0 + rng.normal(0.0, SEEING.per_band_scatter)), *SEEING.clip)
-            )
-            for b in survey.catalog_bands
-        }
-    )
-    psf_model = "moffat" if rng.uniform() < SEEING.moffat_chance else "gaussian"
+    seeing = _seeing(rng, survey)
+    psf_model = "moffat" if rng.uniform() < MOFFAT_CHANCE else "gaussian"
     half_pixel = 0.5 * survey.pixel_scale_arcsec
     x0, y0 = (float(v) for v in rng.uniform(-half_pixel, half_pixel, size=2))
     ctx = DrawContext(rng, survey, mag_r, criteria, seeing, psf_model, x0, y0)
     drawn = DRAWERS[kind](ctx)
+    drawn.components = _in_survey_bands(drawn.components, survey)
+    drawn.points = _in_survey_bands(drawn.points, survey)
+    drawn.artefacts = _in_survey_bands(drawn.artefacts, survey)
     if mag_r is not None and drawn.scale_to_mag_r:
         _scaled_to_mag_r(drawn, mag_r)
     mag = drawn.mag if drawn.mag is not None else _system_mag(drawn, survey.catalog_bands)
-    components = drawn.components + field_galaxies(ctx)
-    artefacts = drawn.artefacts + extra_artefacts(ctx)
+    components = drawn.components + _in_survey_bands(field_galaxies(ctx), survey)
+    artefacts = drawn.artefacts + _in_survey_bands(extra_artefacts(ctx), survey)
     size = drawn.size if drawn.size is not None else 0.0
     return Scene(
         kind=kind,
@@ -160,13 +195,14 @@ def simulate_cutouts(
     ids: npt.ArrayLike,
     *,
     seed: int,
-    survey: Survey = LSST_LIKE,
+    survey: Survey | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
 ) -> tuple[list[Scene], npt.NDArray[np.float32]]:
     """Draw and render one scene per (kind, id), seeded by (seed, id): chunking-independent.
 
-    Returns the scenes and images float32 (N, bands, n, n) in nJy.
+    Returns the scenes and images float32 (N, bands, n, n) in nJy (default survey: lsst).
     """
+    survey = survey or survey_profile()
     id_array = np.asarray(ids, dtype=np.int64).reshape(-1)
     if len(kinds) != id_array.size:
         raise SimulationError(f"{len(kinds)} kinds for {id_array.size} ids")

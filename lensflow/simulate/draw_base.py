@@ -28,7 +28,7 @@ from lensflow.simulate.light import GaussianClumps
 from lensflow.simulate.observe import Artefact
 from lensflow.simulate.scene import Component, LensCriteria, PointSource
 from lensflow.simulate.sersic import SersicEllipse
-from lensflow.simulate.survey import Survey
+from lensflow.surveys import Survey
 
 Range = tuple[float, float]
 """Bounds (lo, hi) of a uniform draw."""

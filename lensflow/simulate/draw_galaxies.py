@@ -41,7 +41,7 @@ from lensflow.simulate.draw_base import (
 )
 from lensflow.simulate.scene import Component
 from lensflow.simulate.sersic import SersicArms, SersicEllipse, SersicLane
-from lensflow.simulate.survey import ab_to_njy, frozen
+from lensflow.surveys import ab_to_njy, frozen
 
 # --- ellipticals ------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from lensflow.simulate.light import LightProfile
 from lensflow.simulate.observe import noise_sigma
 from lensflow.simulate.scene import Component, Scene, scene_signal, unit_templates
 from lensflow.simulate.sersic import SersicEllipse
-from lensflow.simulate.survey import Survey, ab_to_njy, njy_to_ab
+from lensflow.surveys import Survey, ab_to_njy, njy_to_ab
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from lensflow.simulate.draw_base import (
 from lensflow.simulate.light import GaussianRing, TidalArc
 from lensflow.simulate.scene import Component
 from lensflow.simulate.sersic import SersicEllipse
-from lensflow.simulate.survey import ab_to_njy
+from lensflow.surveys import ab_to_njy
 
 # --- rings ------------------------------------------------------------------------------------
 

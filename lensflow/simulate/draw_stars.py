@@ -8,18 +8,18 @@ nJy, chances per cutout); the draws happen in a fixed order, so a seed gives the
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from lensflow.errors import SimulationError
-from lensflow.simulate.colours import band_fluxes, scaled_fluxes, star_colours
+from lensflow.simulate.colours import band_fluxes, in_bands, scaled_fluxes, star_colours
 from lensflow.simulate.draw_base import DrawContext, Drawn, Range, mag_r_or_draw, uniform
 from lensflow.simulate.observe import Artefact, BadColumn, CosmicRay, SatelliteTrail, StarHalo
 from lensflow.simulate.render import pixel_centres
 from lensflow.simulate.scene import PointSource
-from lensflow.simulate.survey import ab_to_njy, frozen, njy_to_ab
+from lensflow.surveys import ab_to_njy, frozen, njy_to_ab
 
 UNIT_AMPLITUDE = 1000.0
 """Amplitude of an artefact before it is scaled to its drawn brightness (see `with_amplitude`)."""
@@ -48,14 +48,15 @@ def bright_star_halo(
     flux: Mapping[str, float],
     prior: StarHaloPrior = STAR_HALO,
 ) -> StarHalo:
-    """The halo of a star at (x, y) arcsec with flux per band (nJy)."""
+    """The halo of a star at (x, y) arcsec with flux per band (nJy; given every band of the
+    survey here, as the artefact class measures the halo in each image band)."""
     rng = ctx.rng
     a = float(rng.uniform(0.0, 2.0 * math.pi))
     d = uniform(rng, prior.ghost_distance)
     return StarHalo(
         x=x,
         y=y,
-        flux=frozen(flux),
+        flux=frozen(in_bands(flux, ctx.survey)),
         aureole_fraction=uniform(rng, prior.aureole_fraction),
         spike_fraction=uniform(rng, prior.spike_fraction),
         spike_angle=float(rng.uniform(0.0, 0.5 * math.pi)),
@@ -215,6 +216,11 @@ class ArtefactPrior:
 ARTEFACT = ArtefactPrior()
 
 
+def _nearest_band(wavelength: Mapping[str, float], bands: Sequence[str], band: str) -> str:
+    """The band of `bands` nearest in log(wavelength) to `band`."""
+    return min(bands, key=lambda b: abs(math.log(wavelength[b] / wavelength[band])))
+
+
 def draw_artefact(ctx: DrawContext, prior: ArtefactPrior = ARTEFACT) -> Drawn:
     """An artefact scaled to its drawn aperture magnitude; its catalog mags are measured."""
     rng = ctx.rng
@@ -231,11 +237,14 @@ def draw_artefact(ctx: DrawContext, prior: ArtefactPrior = ARTEFACT) -> Drawn:
         b: njy_to_ab(_aperture_flux(ctx, artefact, b, radius)) if b in bands else math.inf
         for b in ctx.survey.catalog_bands
     }
-    if isinstance(artefact, StarHalo) and "z" in ctx.survey.catalog_bands:
-        # the z band has no image here: carry the star's i - z colour over to the aperture
-        mags["z"] = mags.get("i", math.inf) - 2.5 * math.log10(
-            artefact.flux["z"] / artefact.flux["i"]
-        )
+    if isinstance(artefact, StarHalo):
+        # a catalog band without an image: carry the star's colour over from the image band
+        # nearest in wavelength to what the aperture measured there
+        for b in (b for b in ctx.survey.catalog_bands if b not in bands):
+            near = _nearest_band(ctx.survey.wavelength_nm, bands, b)
+            mags[b] = mags.get(near, math.inf) - 2.5 * math.log10(
+                artefact.flux[b] / artefact.flux[near]
+            )
     return Drawn(
         [],
         artefacts=[artefact],

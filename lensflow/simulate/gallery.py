@@ -1,54 +1,66 @@
-"""A gallery of simulated cutouts: one row per class, asinh RGB composites (i -> R, r -> G, g -> B)."""
+"""A gallery of simulated cutouts: one row per class, asinh RGB composites of the profile's three
+reddest image bands (lsst: i -> R, r -> G, g -> B)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from lensflow.errors import SimulationError
-from lensflow.simulate.draw import draw_scene
+from lensflow.simulate.draw import check_survey, draw_scene
 from lensflow.simulate.scene import CLASSES, class_index, render_scene
-from lensflow.simulate.survey import LSST_LIKE, Survey
+from lensflow.surveys import Survey, survey_profile
 
 PANEL_INCHES = 1.2
 LABEL_INCHES = 1.3
 DPI = 100
-RGB_BANDS = ("i", "r", "g")
-"""Bands shown as red, green, blue."""
-RGB_WEIGHTS: Mapping[str, float] = {"i": 1.0, "r": 1.15, "g": 1.7}
-"""Per-band weights before the stretch (blue star-forming light stands out, as in survey colour
-images)."""
+RGB_WEIGHTS: tuple[float, float, float] = (1.0, 1.15, 1.7)
+"""Weights of the red, green and blue channels before the stretch (blue star-forming light
+stands out, as in survey colour images)."""
+
+
+def rgb_bands(survey: Survey) -> tuple[str, str, str]:
+    """The survey's three reddest image bands by effective wavelength, red first (lsst: i r g)."""
+    if len(survey.bands) < 3:
+        raise SimulationError(
+            f"an RGB composite needs three image bands; {survey.name!r} has {list(survey.bands)}"
+        )
+    red, green, blue = sorted(survey.bands, key=lambda b: -survey.wavelength_nm[b])[:3]
+    return red, green, blue
 
 
 def asinh_rgb(
     image: npt.NDArray[np.floating],
     *,
     bands: Sequence[str],
+    rgb: Sequence[str],
     stretch: float = 30.0,
     q: float = 6.0,
 ) -> npt.NDArray[np.float64]:
     """RGB (n, n, 3) in [0, 1] of a cutout (bands, n, n) in nJy: Lupton et al. asinh stretch.
 
-    stretch (nJy per pixel) is where the stretch turns from linear to logarithmic; rows are
-    flipped so that +y is up.
+    rgb: the bands shown as red, green and blue. stretch (nJy per pixel) is where the stretch
+    turns from linear to logarithmic; rows are flipped so that +y is up.
     """
     try:
         channels = [
-            np.asarray(image[list(bands).index(b)], dtype=np.float64) * RGB_WEIGHTS[b]
-            for b in RGB_BANDS
+            np.asarray(image[list(bands).index(b)], dtype=np.float64) * weight
+            for b, weight in zip(rgb, RGB_WEIGHTS, strict=True)
         ]
     except ValueError:
-        raise SimulationError(f"an RGB composite needs bands {RGB_BANDS}, got {bands}") from None
-    rgb = np.clip(np.stack(channels, axis=-1), 0.0, None)
-    total = rgb.mean(axis=-1, keepdims=True)
+        raise SimulationError(
+            f"an RGB composite of {list(rgb)} needs those bands, got {list(bands)}"
+        ) from None
+    pixels = np.clip(np.stack(channels, axis=-1), 0.0, None)
+    total = pixels.mean(axis=-1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = np.where(total > 0, np.arcsinh(q * total / stretch) / (q * total), 0.0)
-    rgb = rgb * factor
-    peak = np.maximum(rgb.max(axis=-1, keepdims=True), 1.0)
-    return np.asarray(np.clip(rgb / peak, 0.0, 1.0)[::-1], dtype=np.float64)
+    pixels = pixels * factor
+    peak = np.maximum(pixels.max(axis=-1, keepdims=True), 1.0)
+    return np.asarray(np.clip(pixels / peak, 0.0, 1.0)[::-1], dtype=np.float64)
 
 
 def gallery_shape(per_class: int, n_classes: int = len(CLASSES)) -> tuple[int, int]:
@@ -63,12 +75,13 @@ def make_gallery(
     *,
     seed: int,
     per_class: int = 6,
-    survey: Survey = LSST_LIKE,
+    survey: Survey | None = None,
     classes: Sequence[str] = CLASSES,
 ) -> Path:
     """Write a PNG with one row per class of `per_class` rendered cutouts; returns its path.
 
-    The cutout in row c, column j is seeded (seed, class index, j).
+    The cutout in row c, column j is seeded (seed, class index, j); survey: the profile
+    (default: lsst), shown in its three reddest image bands.
     """
     import matplotlib
 
@@ -77,6 +90,9 @@ def make_gallery(
 
     if per_class < 1:
         raise SimulationError(f"per_class must be >= 1, got {per_class}")
+    survey = survey or survey_profile()
+    check_survey(survey)
+    rgb = rgb_bands(survey)
     height, width = gallery_shape(per_class, len(classes))
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     panel_w = PANEL_INCHES * DPI / width
@@ -91,7 +107,7 @@ def make_gallery(
             scene = draw_scene(kind, seed=(seed, class_index(kind), col), survey=survey)
             image = render_scene(scene, survey=survey)
             ax = fig.add_axes((left + col * panel_w, bottom, panel_w, panel_h))
-            ax.imshow(asinh_rgb(image, bands=survey.bands), interpolation="nearest")
+            ax.imshow(asinh_rgb(image, bands=survey.bands, rgb=rgb), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():

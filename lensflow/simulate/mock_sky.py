@@ -1,8 +1,10 @@
-"""A mock LSST-like sky: a HATS catalog, its Zarr cutouts, the lens truth and a scan config.
+"""A mock sky of a survey profile: a HATS catalog, its Zarr cutouts, the lens truth, a scan config.
 
-Sources fill a ~5 degree field with clustered positions (so partitions come at mixed orders),
-magnitudes from number-count laws, classes from the sky's natural mix, and `n_lenses` lens
-systems. Catalog photometry is measured from the same scenes the cutouts show. The imaging
+The profile (default lsst, the LSST-like mock survey) gives the image and catalog bands, the
+catalog's own column names, the cutout store's attributes and the scan config's column map and
+cut. Sources fill a ~5 degree field with clustered positions (so partitions come at mixed
+orders), magnitudes from number-count laws, classes from the sky's natural mix, and `n_lenses`
+lens systems. Catalog photometry is measured from the same scenes the cutouts show. The imaging
 store holds cutouts of galaxies brighter than `cutout_mag_limit` (r) and of every lens, as a
 survey's cutout service covers its galaxy sample; a scan counts any row without a cutout.
 """
@@ -25,13 +27,15 @@ from lensflow.errors import SimulationError
 from lensflow.io import write_parquet
 from lensflow.layout import healpix_29, leaf_path, write_catalog_metadata
 from lensflow.sky import HealpixPixel
+from lensflow.surveys import BAND_TEMPLATES, Survey, survey_profile
 
 if TYPE_CHECKING:
     from distributed import Client
 
+    from lensflow.simulate.scene import Scene
+
 logger = logging.getLogger(__name__)
 
-BANDS = ("g", "r", "i", "z")
 FIELD_CENTRE_DEG = (150.0, 2.0)
 FIELD_RADIUS_DEG = 2.5
 ID_OFFSET = 1 << 60
@@ -78,28 +82,37 @@ def _magnitudes_r(rng: np.random.Generator, kinds: np.ndarray) -> np.ndarray:
     return mags
 
 
+def _source_scene(kind: str, mag_r: float, object_id: int, seed: int, survey: Survey) -> Scene:
+    """A source's scene, seeded (seed, id); a lens keeps its own magnitude."""
+    from lensflow.simulate import draw_scene
+
+    r = None if kind == "lens" else float(mag_r)
+    return draw_scene(str(kind), seed=(seed, int(object_id)), survey=survey, mag_r=r)
+
+
 def _catalog_rows(
-    kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int
+    kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int, survey: Survey
 ) -> pd.DataFrame:
-    """Draw each source's scene and measure its catalog photometry."""
-    from lensflow.simulate import LSST_LIKE, draw_scene, observe_magnitudes
+    """Draw each source's scene and measure its catalog photometry (mag_, magerr_, psf_mag_
+    per catalog band)."""
+    from lensflow.simulate import observe_magnitudes
 
     rows = []
     for kind, mag_r, object_id in zip(kinds, mags_r, ids, strict=True):
-        scene = draw_scene(
-            str(kind), seed=(seed, int(object_id)), mag_r=None if kind == "lens" else float(mag_r)
-        )
+        scene = _source_scene(kind, mag_r, object_id, seed, survey)
         rng = np.random.default_rng((seed, int(object_id), 1))
-        observed, errors = observe_magnitudes(scene, rng=rng, survey=LSST_LIKE)
-        fwhm = LSST_LIKE.psf_fwhm_arcsec["r"]
+        observed, errors = observe_magnitudes(scene, rng=rng, survey=survey)
+        fwhm = survey.psf_fwhm_arcsec["r"]
         psf_excess = (
             2.5 * np.log10(1.0 + (scene.size_arcsec / (0.6 * fwhm)) ** 2) if scene.extended else 0.0
         )
         row = {"kind": scene.kind, "is_lens": scene.is_lens, "size": scene.size_arcsec}
-        for band in BANDS:
-            row[f"{band}KronMag"] = observed[band]
-            row[f"{band}KronMagErr"] = errors[band]
-            row[f"{band}PSFMag"] = observed[band] + psf_excess + rng.normal(0, errors[band] or 0.0)
+        for band in survey.catalog_bands:
+            row[f"mag_{band}"] = observed[band]
+            row[f"magerr_{band}"] = errors[band]
+            row[f"psf_mag_{band}"] = (
+                observed[band] + psf_excess + rng.normal(0, errors[band] or 0.0)
+            )
         row["extended"] = scene.extended
         row["true_mag_r"] = scene.mag["r"]
         row["params"] = dict(scene.params)
@@ -111,7 +124,12 @@ CATALOG_CHUNK = 5_000
 
 
 def _simulate_catalog(
-    client: Client, kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int
+    client: Client,
+    kinds: np.ndarray,
+    mags_r: np.ndarray,
+    ids: np.ndarray,
+    seed: int,
+    survey: Survey,
 ) -> pd.DataFrame:
     """Catalog rows of every source, in chunks of CATALOG_CHUNK run as Dask tasks."""
     from distributed import wait
@@ -124,7 +142,8 @@ def _simulate_catalog(
             mags_r[a : a + CATALOG_CHUNK],
             ids[a : a + CATALOG_CHUNK],
             seed,
-            key=f"mock-catalog-{seed}-{a}",
+            survey,
+            key=f"mock-catalog-{survey.name}-{seed}-{a}",
             pure=False,
         )
         for a in starts
@@ -135,18 +154,21 @@ def _simulate_catalog(
 
 
 def _render_partition(
-    store: Path, group: str, ids: np.ndarray, kinds: np.ndarray, mags_r: np.ndarray, seed: int
+    store: Path,
+    group: str,
+    ids: np.ndarray,
+    kinds: np.ndarray,
+    mags_r: np.ndarray,
+    seed: int,
+    survey: Survey,
 ) -> int:
     """Render and write one partition's cutouts (a Dask task)."""
-    from lensflow.simulate import LSST_LIKE, draw_scene, render_scene
+    from lensflow.simulate import render_scene
 
-    size = LSST_LIKE.cutout_size
-    images = np.empty((ids.size, len(LSST_LIKE.bands), size, size), dtype=np.float32)
+    size = survey.cutout_size
+    images = np.empty((ids.size, len(survey.bands), size, size), dtype=np.float32)
     for k, (object_id, kind, mag_r) in enumerate(zip(ids, kinds, mags_r, strict=True)):
-        scene = draw_scene(
-            str(kind), seed=(seed, int(object_id)), mag_r=None if kind == "lens" else float(mag_r)
-        )
-        images[k] = render_scene(scene, survey=LSST_LIKE)
+        images[k] = render_scene(_source_scene(kind, mag_r, object_id, seed, survey), survey=survey)
     write_group(store, group, ids=ids, images=images)
     return int(ids.size)
 
@@ -158,14 +180,19 @@ def make_mock_sky(
     n_lenses: int,
     seed: int,
     cutout_mag_limit: float = 23.0,
+    survey: Survey | None = None,
     workers: int | None = None,
     client: Client | None = None,
 ) -> MockSky:
     """Write a mock sky under `out` (catalog/, cutouts.zarr, truth.parquet, scan.toml).
 
-    Catalog photometry and cutouts are simulated as Dask tasks, on `client` or on a local
-    cluster of `workers` processes started for the purpose.
+    survey: the profile (default: lsst). Catalog photometry and cutouts are simulated as Dask
+    tasks, on `client` or on a local cluster of `workers` processes started for the purpose.
     """
+    from lensflow.simulate import NATURAL_MIX, check_survey
+
+    survey = survey or survey_profile()
+    check_survey(survey)
     if client is None:
         from lensflow.cluster import connect
         from lensflow.config import ClusterConfig
@@ -177,10 +204,9 @@ def make_mock_sky(
                 n_lenses=n_lenses,
                 seed=seed,
                 cutout_mag_limit=cutout_mag_limit,
+                survey=survey,
                 client=local,
             )
-    from lensflow.simulate import LSST_LIKE, NATURAL_MIX
-
     if n_sources <= 0 or not 0 <= n_lenses <= n_sources:
         raise SimulationError(
             f"need 0 <= lenses ({n_lenses}) <= sources ({n_sources}), sources > 0"
@@ -198,27 +224,16 @@ def make_mock_sky(
     ra, dec = _positions(rng, n_sources)
     mags_r = _magnitudes_r(rng, kinds)
 
-    rows = _simulate_catalog(client, kinds, mags_r, ids, seed)
-    frame = pd.DataFrame(
-        {
-            "objID": ids,
-            "raStack": ra,
-            "decStack": dec,
-            **{f"{b}KronMag": rows[f"{b}KronMag"].to_numpy() for b in BANDS},
-            **{f"{b}KronMagErr": rows[f"{b}KronMagErr"].to_numpy() for b in BANDS},
-            **{f"{b}PSFMag": rows[f"{b}PSFMag"].to_numpy() for b in BANDS},
-            "extendedness": rows["extended"].to_numpy().astype(np.float32),
-            "qualityFlag": np.where(rows["rKronMag"].to_numpy() < 16.5, 1, 0).astype(np.int16),
-        }
-    )
+    rows = _simulate_catalog(client, kinds, mags_r, ids, seed, survey)
+    frame = _catalog_frame(rows, ids, ra, dec, survey)
     frame[SPATIAL_INDEX_COLUMN] = healpix_29(ra, dec)
-    pixels = _write_catalog(frame, catalog_dir)
+    pixels = _write_catalog(frame, catalog_dir, survey)
 
-    create_store(store, **LSST_LIKE.store_attributes())
+    create_store(store, **survey.store_attributes())
     imaged = (rows["is_lens"].to_numpy()) | (
         rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
     )
-    _render_cutouts(client, store, frame, kinds, mags_r, imaged, pixels, seed)
+    _render_cutouts(client, store, frame, kinds, mags_r, imaged, pixels, seed, survey)
 
     truth = pd.DataFrame(
         {
@@ -232,7 +247,7 @@ def make_mock_sky(
     params = pd.DataFrame(list(rows["params"])).add_prefix("lens_")
     truth = pd.concat([truth, params], axis=1)
     write_parquet(truth_path, pa.Table.from_pandas(truth, preserve_index=False))
-    config_path = _write_config(out)
+    config_path = _write_config(out, survey)
     lens_ids = ids[rows["is_lens"].to_numpy()]
     logger.info(
         "mock sky: %d sources, %d lenses, %d cutouts", n_sources, lens_ids.size, int(imaged.sum())
@@ -240,11 +255,36 @@ def make_mock_sky(
     return MockSky(out, catalog_dir, store, truth_path, config_path, pixels, lens_ids)
 
 
-def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
+def _catalog_frame(
+    rows: pd.DataFrame, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, survey: Survey
+) -> pd.DataFrame:
+    """The catalog's columns under the survey's own names: id, ra, dec, then per band the
+    magnitudes, their errors and the PSF magnitudes, then extendedness and a flag (set for
+    sources brighter than r = 16.5, as a survey flags saturated ones)."""
+    names, bands = survey.columns, survey.catalog_bands
+    per_band = {
+        names.band(template, b): rows[f"{template}_{b}"].to_numpy()
+        for template in BAND_TEMPLATES
+        for b in bands
+    }
+    return pd.DataFrame(
+        {
+            names.id: ids,
+            names.ra: ra,
+            names.dec: dec,
+            **per_band,
+            names.extendedness: rows["extended"].to_numpy().astype(np.float32),
+            names.flags: np.where(rows["mag_r"].to_numpy() < 16.5, 1, 0).astype(np.int16),
+        }
+    )
+
+
+def _write_catalog(frame: pd.DataFrame, root: Path, survey: Survey) -> list[HealpixPixel]:
     """Partition rows at mixed orders as hats-import would and write the HATS layout."""
     highest = 9
+    ra_column, dec_column = survey.columns.ra, survey.columns.dec
     histogram = partition_stats.generate_histogram(
-        frame, highest_order=highest, ra_column="raStack", dec_column="decStack"
+        frame, highest_order=highest, ra_column=ra_column, dec_column=dec_column
     )
     threshold = max(200, len(frame) // 10, int(histogram.max()))
     alignment = partition_stats.generate_alignment(
@@ -269,8 +309,8 @@ def _write_catalog(frame: pd.DataFrame, root: Path) -> list[HealpixPixel]:
         root,
         name="mock_sky",
         pixels=pixels,
-        ra_column="raStack",
-        dec_column="decStack",
+        ra_column=ra_column,
+        dec_column=dec_column,
         total_rows=len(frame),
     )
     return pixels
@@ -285,16 +325,17 @@ def _render_cutouts(
     imaged: np.ndarray,
     pixels: list[HealpixPixel],
     seed: int,
+    survey: Survey,
 ) -> None:
     """Render every partition's cutouts as one Dask task each."""
     index = frame[SPATIAL_INDEX_COLUMN].to_numpy()
-    ids_all = frame["objID"].to_numpy()
+    ids_all = frame[survey.columns.id].to_numpy()
     jobs = []
     for pixel in pixels:
         in_pixel = spatial_index_to_healpix(index, target_order=pixel.order) == pixel.pixel
         rows = np.flatnonzero(in_pixel & imaged)
         jobs.append((partition_group(pixel), ids_all[rows], kinds[rows], mags_r[rows]))
-    _submit_renders(client, store, jobs, seed)
+    _submit_renders(client, store, jobs, seed, survey)
 
 
 def _submit_renders(
@@ -302,6 +343,7 @@ def _submit_renders(
     store: Path,
     jobs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
     seed: int,
+    survey: Survey,
 ) -> None:
     from distributed import as_completed
     from rich.progress import Progress
@@ -315,7 +357,8 @@ def _submit_renders(
             kinds,
             mags,
             seed,
-            key=f"render-{group}",
+            survey,
+            key=f"render-{survey.name}-{group}",
             pure=False,
         )
         for group, ids, kinds, mags in jobs
@@ -326,24 +369,27 @@ def _submit_renders(
             bar.advance(task, future.result())
 
 
-def _write_config(out: Path) -> Path:
-    """The scan config for this sky, with the catalog's own column names."""
+def _write_config(out: Path, survey: Survey) -> Path:
+    """The scan config for this sky, with the catalog's own column names: extended galaxies
+    brighter than r = 22.5, measured in the first catalog band, not flagged."""
+    names, bands = survey.columns, survey.catalog_bands
+    mag_r, psf_r = names.band("mag", "r"), names.band("psf_mag", "r")
     config = {
         "catalog": {
             "path": "catalog",
             "columns": {
-                "id": "objID",
-                "ra": "raStack",
-                "dec": "decStack",
-                **{f"mag_{b}": f"{b}KronMag" for b in BANDS},
-                **{f"magerr_{b}": f"{b}KronMagErr" for b in BANDS},
-                "extendedness": "extendedness",
-                "flags": "qualityFlag",
+                "id": names.id,
+                "ra": names.ra,
+                "dec": names.dec,
+                **{f"mag_{b}": names.band("mag", b) for b in bands},
+                **{f"magerr_{b}": names.band("magerr", b) for b in bands},
+                "extendedness": names.extendedness,
+                "flags": names.flags,
             },
         },
         "cuts": {
-            "expression": "rKronMag < 22.5 and rPSFMag - rKronMag > 0.05 and not isnan(gKronMag) "
-            "and qualityFlag == 0",
+            "expression": f"{mag_r} < 22.5 and {psf_r} - {mag_r} > 0.05 and "
+            f"not isnan({names.band('mag', bands[0])}) and {names.flags} == 0",
         },
         "cutouts": {"path": "cutouts.zarr"},
         "output": {"path": "scan"},

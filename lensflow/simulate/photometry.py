@@ -7,21 +7,22 @@ import math
 import numpy as np
 
 from lensflow.simulate.scene import Scene
-from lensflow.simulate.survey import LSST_LIKE, Survey, ab_to_njy, njy_to_ab
+from lensflow.surveys import Survey, ab_to_njy, njy_to_ab, survey_profile
 
 CALIBRATION_MAG = 0.005
 """1-sigma photometric calibration error (mag), added to every measurement."""
 
 
 def observe_magnitudes(
-    scene: Scene, *, rng: np.random.Generator, survey: Survey = LSST_LIKE
+    scene: Scene, *, rng: np.random.Generator, survey: Survey | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Catalog magnitudes and 1-sigma errors per catalog band, as an aperture would measure them.
 
     Aperture radius = PSF FWHM + the system's half-light radius; noise from the sky sigma over
     the aperture's pixels and the source's Poisson noise, plus the CALIBRATION_MAG term.
-    A source measured below 1 sigma gets nan.
+    A source measured below 1 sigma gets nan. survey: the scene's profile (default: lsst).
     """
+    survey = survey or survey_profile()
     mags: dict[str, float] = {}
     errors: dict[str, float] = {}
     for band in survey.catalog_bands:

@@ -29,7 +29,7 @@ from lensflow.simulate.observe import (
     psf_kernel,
 )
 from lensflow.simulate.render import render_adaptive
-from lensflow.simulate.survey import LSST_LIKE, Survey, frozen
+from lensflow.surveys import Survey, frozen, survey_profile
 
 CLASSES: tuple[str, ...] = (
     "lens",
@@ -175,8 +175,10 @@ class Scene:
     psf_model: str = "moffat"
     artefacts: tuple[Artefact, ...] = ()
 
-    def psf_fwhm(self, band: str, survey: Survey = LSST_LIKE) -> float:
-        """This scene's PSF FWHM in a band (arcsec): the survey's times the drawn seeing."""
+    def psf_fwhm(self, band: str, survey: Survey | None = None) -> float:
+        """This scene's PSF FWHM in a band (arcsec): the survey's (default lsst) times the drawn
+        seeing."""
+        survey = survey or survey_profile()
         return survey.psf_fwhm_arcsec[band] * self.seeing.get(band, 1.0)
 
 
@@ -290,13 +292,20 @@ def scene_signal(
     return out
 
 
-def noiseless_image(scene: Scene, *, survey: Survey = LSST_LIKE) -> FloatArray:
-    """The scene's light through the PSF (bands, n, n), nJy per pixel: no noise, no artefacts."""
-    return scene_signal(scene.components, scene.points, scene, survey)
+def noiseless_image(scene: Scene, *, survey: Survey | None = None) -> FloatArray:
+    """The scene's light through the PSF (bands, n, n), nJy per pixel: no noise, no artefacts.
+
+    survey: the profile the scene was drawn for (default: lsst).
+    """
+    return scene_signal(scene.components, scene.points, scene, survey or survey_profile())
 
 
-def render_scene(scene: Scene, *, survey: Survey = LSST_LIKE) -> npt.NDArray[np.float32]:
-    """Observed cutouts float32 (bands, n, n) in nJy: PSF, noise, artefacts, saturation."""
+def render_scene(scene: Scene, *, survey: Survey | None = None) -> npt.NDArray[np.float32]:
+    """Observed cutouts float32 (bands, n, n) in nJy: PSF, noise, artefacts, saturation.
+
+    survey: the profile the scene was drawn for (default: lsst).
+    """
+    survey = survey or survey_profile()
     signal = noiseless_image(scene, survey=survey)
     rng = scene_rng(scene.seed, scene.kind, 1)
     out = np.empty(signal.shape, dtype=np.float32)

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lensflow.errors import SimulationError
 from lensflow.labels import label_schema, write_labels
-from lensflow.simulate.draw import simulate_cutouts
+from lensflow.simulate.draw import check_survey, simulate_cutouts
 from lensflow.simulate.scene import (
     DEFAULT_CRITERIA,
     LENS_PARAMS,
@@ -28,7 +28,7 @@ from lensflow.simulate.scene import (
     LensCriteria,
     Scene,
 )
-from lensflow.simulate.survey import LSST_LIKE, Survey
+from lensflow.surveys import Survey, survey_profile
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -47,12 +47,12 @@ class TrainingSet(NamedTuple):
     n_non_lenses: int
 
 
-def survey_label_schema(survey: Survey = LSST_LIKE) -> pa.Schema:
+def survey_label_schema(survey: Survey) -> pa.Schema:
     """The labels schema of a survey's training sets (its catalog bands, LENS_PARAMS)."""
     return label_schema(bands=survey.catalog_bands, lens_params=LENS_PARAMS)
 
 
-def label_row(ident: int, scene: Scene, survey: Survey = LSST_LIKE) -> LabelRow:
+def label_row(ident: int, scene: Scene, survey: Survey) -> LabelRow:
     """One labels row of a scene (see survey_label_schema)."""
     row: LabelRow = {
         "id": int(ident),
@@ -104,12 +104,16 @@ def simulate_chunk(
     ids: npt.ArrayLike,
     *,
     seed: int,
-    survey: Survey = LSST_LIKE,
+    survey: Survey | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
 ) -> list[LabelRow]:
-    """Simulate one chunk, write it as a group of the store, return its label rows (a task)."""
+    """Simulate one chunk, write it as a group of the store, return its label rows (a task).
+
+    survey: the profile (default: lsst).
+    """
     from lensflow.cutouts import write_group
 
+    survey = survey or survey_profile()
     id_array = np.asarray(ids, dtype=np.int64)
     scenes, images = simulate_cutouts(kinds, id_array, seed=seed, survey=survey, criteria=criteria)
     write_group(Path(store), group, ids=id_array, images=images)
@@ -122,7 +126,7 @@ def make_training_set(
     n_lenses: int,
     n_non_lenses: int,
     seed: int,
-    survey: Survey = LSST_LIKE,
+    survey: Survey | None = None,
     mix: Mapping[str, float] | None = None,
     client: Client | None = None,
     chunk_size: int = 512,
@@ -134,10 +138,13 @@ def make_training_set(
 
     Non-lens classes follow `mix` (default TRAINING_MIX, the confusing classes boosted). With a
     Dask client, chunks of `chunk_size` ids run as tasks (each writes its group); otherwise they
-    run here. The result does not depend on the chunking or the cluster.
+    run here. The result does not depend on the chunking or the cluster. survey: the profile
+    (default: lsst); the store's attributes and the labels' bands are its.
     """
     from lensflow.cutouts import create_store
 
+    survey = survey or survey_profile()
+    check_survey(survey)
     if chunk_size < 1:
         raise SimulationError(f"chunk_size must be >= 1, got {chunk_size}")
     kinds = plan_classes(

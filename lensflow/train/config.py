@@ -1,7 +1,8 @@
 """Training configs (TOML, validated): what to simulate, what to train, where to write it.
 
 Torch-free, so a config can be read and checked where the [train] extra is not installed.
-Relative paths in a TOML file are relative to that file.
+Relative paths in a TOML file are relative to that file, a survey profile's file included.
+`survey` names the profile the data are simulated in (a shipped name or a TOML file).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError
+from lensflow.surveys import DEFAULT_SURVEY, profile_path, survey_profile
 
 Device = Literal["cpu", "cuda", "auto"]
 Architecture = Literal["resnet", "mobilenet", "attention"]
@@ -26,13 +28,29 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class _Surveyed(_Frozen):
+    """A config that simulates its data in a survey profile."""
+
+    survey: str = DEFAULT_SURVEY  # a shipped profile's name or a profile's TOML file
+
+    def with_survey(self, survey: str | Path | None) -> Self:
+        """This config with another survey (None: unchanged), the profile checked now."""
+        changed = self if survey is None else self.model_copy(update={"survey": str(survey)})
+        survey_profile(changed.survey)
+        return changed
+
+
 def _read_toml(cls: type[_Frozen], path: Path) -> Any:
     path = Path(path)
     try:
         config = cls.model_validate(read_toml(path, what="training config"))
     except ValidationError as exc:
         raise ConfigError(f"{path}: invalid training config:\n{problems(exc)}") from None
-    return config.model_copy(update=_rebased(config, path.parent))
+    update = _rebased(config, path.parent)
+    survey = profile_path(getattr(config, "survey", DEFAULT_SURVEY))
+    if survey is not None and not survey.is_absolute():
+        update["survey"] = str(path.parent / survey)
+    return config.model_copy(update=update)
 
 
 def _rebased(model: BaseModel, base: Path) -> dict[str, Any]:
@@ -55,7 +73,8 @@ class CutoutSet(_Frozen):
     With `store` set, that store and `labels` (default: labels.parquet beside it) are used;
     otherwise the set is simulated into `folder` (default: the run's work folder) once and
     reused while the spec is unchanged. seeing_factor and depth_mag simulate it in a shifted
-    survey (`LSST_LIKE.shifted`: PSF FWHM x seeing_factor, depth_mag < 0 shallower).
+    survey (`Survey.shifted` of the config's profile: PSF FWHM x seeing_factor, depth_mag < 0
+    shallower).
     """
 
     n_lenses: int = Field(default=4000, gt=0)
@@ -107,7 +126,7 @@ class MemberConfig(_Frozen):
     lr: float | None = Field(default=None, gt=0.0)
 
 
-class TrainConfig(_Frozen):
+class TrainConfig(_Surveyed):
     """`lensflow train ensemble --config train.toml`: CNN members, trained and exported."""
 
     members: tuple[MemberConfig, ...] = Field(min_length=1)
@@ -170,8 +189,8 @@ class TrainConfig(_Frozen):
 class CatalogCuts(_Frozen):
     """The catalog cuts in front of the photometry gate (what it is trained to see).
 
-    Rows need all four magnitudes; the defaults are the mock sky's scan cuts (extended,
-    16.5 <= r < 22.5).
+    Rows need a magnitude in every catalog band of the survey; the defaults are the mock sky's
+    scan cuts (extended, 16.5 <= r < 22.5).
     """
 
     extended: bool = True
@@ -179,7 +198,7 @@ class CatalogCuts(_Frozen):
     max_mag_r: float = 22.5
 
 
-class PhotometryConfig(_Frozen):
+class PhotometryConfig(_Surveyed):
     """`lensflow train photometry --config photometry.toml`: the catalog-gate MLP."""
 
     name: str = "photometry_mlp"

@@ -26,15 +26,13 @@ from lensflow.config import ClusterConfig
 from lensflow.cutouts import StoreInfo, list_groups, open_store, read_group
 from lensflow.errors import TrainingError
 from lensflow.labels import Labels, check_same_ids, read_labels
+from lensflow.surveys import Survey
 from lensflow.train.config import CatalogCuts, CutoutSet
 
 if TYPE_CHECKING:
     from distributed import Client
 
 logger = logging.getLogger(__name__)
-
-CATALOG_BANDS = ("g", "r", "i", "z")
-"""The photometry gate's magnitude order."""
 
 
 @dataclass(frozen=True)
@@ -76,24 +74,28 @@ def ensure_cutout_set(
     spec: CutoutSet,
     default_folder: Path,
     *,
+    survey: Survey | None = None,
     workers: int = 1,
     client: Client | None = None,
 ) -> tuple[Path, Path]:
     """Paths (store, labels) of a cutout set, simulating it first unless it exists already.
 
     The simulation runs on client when given, else on a local cluster of `workers` processes
-    when workers > 1, else here. A shifted set is simulated in LSST_LIKE.shifted(...).
+    when workers > 1, else here, in the survey profile (default: lsst); a shifted set in
+    survey.shifted(...). A set made earlier is reused when its spec and survey are the same.
     """
     if spec.store is not None:
         labels = spec.labels if spec.labels is not None else spec.store.parent / "labels.parquet"
         return spec.store, labels
-    from lensflow.simulate import LSST_LIKE, NATURAL_MIX, TRAINING_MIX, make_training_set
+    from lensflow.simulate import NATURAL_MIX, TRAINING_MIX, make_training_set, survey_profile
 
+    survey = survey or survey_profile()
     folder = spec.folder if spec.folder is not None else default_folder
     stamp = folder / "spec.json"
     wanted = spec.spec()
-    if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == wanted:
-        made = json.loads(stamp.read_text())
+    made = json.loads(stamp.read_text()) if stamp.is_file() else {}
+    # stamps written before sets recorded their survey hold lsst sets
+    if made.get("spec") == wanted and made.get("survey", "lsst") == survey.name:
         return Path(made["store"]), Path(made["labels"])
     stamp.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,7 +105,7 @@ def ensure_cutout_set(
         "n_non_lenses": spec.n_non_lenses,
         "seed": spec.seed,
         "mix": TRAINING_MIX if spec.mix == "training" else NATURAL_MIX,
-        "survey": LSST_LIKE.shifted(seeing_factor=spec.seeing_factor, depth_mag=spec.depth_mag),
+        "survey": survey.shifted(seeing_factor=spec.seeing_factor, depth_mag=spec.depth_mag),
         "overwrite": True,
         "progress": False,
     }
@@ -114,7 +116,10 @@ def ensure_cutout_set(
             made_set = make_training_set(folder, client=own, **options)
     store, labels = Path(made_set.store), Path(made_set.labels)
     stamp.write_text(
-        json.dumps({"spec": wanted, "store": str(store), "labels": str(labels)}, indent=2)
+        json.dumps(
+            {"spec": wanted, "survey": survey.name, "store": str(store), "labels": str(labels)},
+            indent=2,
+        )
     )
     return store, labels
 
@@ -207,11 +212,12 @@ def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[
 class Catalog:
     """Simulated catalog rows that passed the cuts.
 
-    mags float32 (N, 4) AB in g, r, i, z as the catalog measures them; errors float32 (N, 4)
-    their 1-sigma errors; is_lens bool (N,); classes str (N,). drawn / passed: how many of each
-    class were drawn and kept by the cuts.
+    mags float32 (N, bands) AB in the survey's catalog bands (`bands`, in that order) as the
+    catalog measures them; errors float32 (N, bands) their 1-sigma errors; is_lens bool (N,);
+    classes str (N,). drawn / passed: how many of each class were drawn and kept by the cuts.
     """
 
+    bands: tuple[str, ...]
     mags: np.ndarray
     errors: np.ndarray
     is_lens: np.ndarray
@@ -221,8 +227,9 @@ class Catalog:
 
 
 def passes_cuts(mags: Mapping[str, float], extended: bool, cuts: CatalogCuts) -> bool:
-    """Whether a measured source passes the catalog cuts (all bands measured, r range, extent)."""
-    if not all(np.isfinite(mags[b]) for b in CATALOG_BANDS):
+    """Whether a measured source passes the catalog cuts (every band in mags measured, r range,
+    extent)."""
+    if not all(np.isfinite(v) for v in mags.values()):
         return False
     if cuts.extended and not extended:
         return False
@@ -230,15 +237,31 @@ def passes_cuts(mags: Mapping[str, float], extended: bool, cuts: CatalogCuts) ->
 
 
 def simulate_catalog(
-    *, n_lenses: int, n_non_lenses: int, seed: int, cuts: CatalogCuts, max_draws: int = 50
+    *,
+    n_lenses: int,
+    n_non_lenses: int,
+    seed: int,
+    cuts: CatalogCuts,
+    survey: Survey | None = None,
+    max_draws: int = 50,
 ) -> Catalog:
     """Catalog magnitudes of lens systems and of natural-mix non-lenses passing the cuts.
 
-    Draws scenes one by one (seeded by (seed, class index, draw)) at the simulator's own
-    magnitude laws, measures them as a catalog would (observe_magnitudes) and keeps those
-    passing the cuts, until each side has its count; gives up after max_draws x the count.
+    Draws scenes one by one (seeded by (seed, class index, draw)) in the survey profile (default:
+    lsst) at the simulator's own magnitude laws, measures them as a catalog would
+    (observe_magnitudes, every catalog band) and keeps those passing the cuts, until each side
+    has its count; gives up after max_draws x the count.
     """
-    from lensflow.simulate import CLASSES, NATURAL_MIX, draw_scene, observe_magnitudes
+    from lensflow.simulate import (
+        CLASSES,
+        NATURAL_MIX,
+        draw_scene,
+        observe_magnitudes,
+        survey_profile,
+    )
+
+    survey = survey or survey_profile()
+    bands = survey.catalog_bands
 
     rng = np.random.default_rng([seed, 0])
     contaminants = [c for c in NATURAL_MIX if c != "lens"]
@@ -261,21 +284,22 @@ def simulate_catalog(
                     f"the cuts {cuts} in {draws} draws"
                 )
             kind = "lens" if lens_side else str(rng.choice(contaminants, p=weights))
-            scene = draw_scene(kind, seed=(seed, class_index[kind], draws))
-            mags, errors = observe_magnitudes(scene, rng=rng)
+            scene = draw_scene(kind, seed=(seed, class_index[kind], draws), survey=survey)
+            mags, errors = observe_magnitudes(scene, rng=rng, survey=survey)
             draws += 1
             drawn[kind] = drawn.get(kind, 0) + 1
             if not passes_cuts(mags, bool(scene.extended), cuts):
                 continue
             passed[kind] = passed.get(kind, 0) + 1
-            rows.append([float(mags[b]) for b in CATALOG_BANDS])
-            error_rows.append([float(errors[b]) for b in CATALOG_BANDS])
+            rows.append([float(mags[b]) for b in bands])
+            error_rows.append([float(errors[b]) for b in bands])
             is_lens.append(lens_side)
             classes.append(kind)
             kept += 1
     return Catalog(
-        mags=np.asarray(rows, dtype=np.float32).reshape(-1, len(CATALOG_BANDS)),
-        errors=np.asarray(error_rows, dtype=np.float32).reshape(-1, len(CATALOG_BANDS)),
+        bands=bands,
+        mags=np.asarray(rows, dtype=np.float32).reshape(-1, len(bands)),
+        errors=np.asarray(error_rows, dtype=np.float32).reshape(-1, len(bands)),
         is_lens=np.asarray(is_lens, dtype=bool),
         classes=np.asarray(classes, dtype=object),
         drawn=drawn,

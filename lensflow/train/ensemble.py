@@ -2,8 +2,9 @@
 
 Each member trains from its own seed with per-epoch checkpoints under checkpoints/<name>/, so a
 rerun of the same config resumes where it stopped and a finished member is only re-exported.
-The held-out sets (the test set and any evaluation sets) are simulated on the local cluster
-while the members train, then scored with ONNX Runtime as a scan would score them. The
+Every set is simulated in the config's survey profile, and each member's manifest entry records
+that survey and its bands. The held-out sets (the test set and any evaluation sets) are
+simulated on the local cluster while the members train, then scored with ONNX Runtime as a scan would score them. The
 manifest and the run report are rewritten after every step, so an interrupted run leaves
 what it finished.
 """
@@ -33,7 +34,7 @@ from lensflow.evaluate import (
     write_roc_panels,
 )
 from lensflow.io import canonical_hash, file_digest
-from lensflow.simulate.survey import LSST_LIKE
+from lensflow.surveys import Survey, survey_profile
 from lensflow.train.config import TEST_SET, CutoutSet, MemberConfig, TrainConfig
 from lensflow.train.data import (
     LabelledCutouts,
@@ -95,21 +96,21 @@ def inference_rate(
     return rounds * batch / (time.perf_counter() - tick)
 
 
-def preflight(config: TrainConfig, device: torch.device) -> None:
+def preflight(config: TrainConfig, device: torch.device, survey: Survey) -> None:
     """A one-epoch fit and an ONNX export of every member's architecture on noise cutouts.
 
     Runs the whole device path (shuffling, augmentation, precision, optimiser, export check) in
     seconds, so a run that cannot work fails before it simulates anything.
     """
     n = 2 * config.batch_size
-    shape = (len(LSST_LIKE.bands), LSST_LIKE.cutout_size, LSST_LIKE.cutout_size)
+    shape = (len(survey.bands), survey.cutout_size, survey.cutout_size)
     images = np.random.default_rng(0).normal(0.0, 10.0, size=(n + 16, *shape))
     images = images.astype(np.float32)
     is_lens = np.arange(n + 16) % 2 == 0
     with tempfile.TemporaryDirectory() as folder:
         for member in config.members:
             settings = dataclasses.replace(_settings(config, member), epochs=1)
-            model = build_cnn(member.architecture, LSST_LIKE.bands)
+            model = build_cnn(member.architecture, survey)
             fit(
                 model,
                 (images[:n], is_lens[:n]),
@@ -127,10 +128,12 @@ def train_member(
     val: LabelledCutouts,
     config: TrainConfig,
     device: torch.device,
+    survey: Survey,
     images: Tensor | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) one member, export its ONNX file; its manifest entry, less metrics.
 
+    survey: the profile of the training set (its bands and sky noise set the normalisation);
     images: train.images already on the device (moved once for every member).
     """
     settings = _settings(config, member)
@@ -139,12 +142,13 @@ def train_member(
             "member": member.model_dump(),
             "settings": dataclasses.asdict(settings),
             "data": config.training_set.spec(),
+            "survey": survey.name,
             "validation_fraction": config.validation_fraction,
         }
     )
     torch.manual_seed(member.seed)
     info = train.info
-    model = build_cnn(member.architecture, info.bands)
+    model = build_cnn(member.architecture, survey)
     result = fit(
         model,
         (train.images if images is None else images, train.labels.is_lens),
@@ -167,11 +171,12 @@ def train_member(
         "name": member.name,
         "file": file,
         "sha256": file_digest(path),
+        "survey": survey.name,
         "bands": list(info.bands),
         "size": info.cutout_size,
         "pixel_scale_arcsec": info.pixel_scale_arcsec,
         "units": info.units,
-        "normalisation": normalisation_text(info.bands),
+        "normalisation": normalisation_text(survey),
         "flops": count_flops(model, shape),
         "version": config.version,
         "training": {
@@ -215,16 +220,29 @@ def held_out_sets(config: TrainConfig) -> list[tuple[str, CutoutSet]]:
 
 
 def _simulate_held_out(
-    config: TrainConfig, client: Client | None, run: RunReport
+    config: TrainConfig, survey: Survey, client: Client | None, run: RunReport
 ) -> dict[str, tuple[Path, Path]]:
     paths: dict[str, tuple[Path, Path]] = {}
     for name, spec in held_out_sets(config):
         folder = config.work / ("test-set" if name == TEST_SET else f"set-{name}")
         with run.step(f"simulate {name} set"):
             paths[name] = ensure_cutout_set(
-                spec, folder, workers=config.simulation_workers, client=client
+                spec, folder, survey=survey, workers=config.simulation_workers, client=client
             )
     return paths
+
+
+def check_store_survey(data: LabelledCutouts, survey: Survey, store: Path) -> None:
+    """Refuse a training store whose bands, cutout size or pixel scale are not the survey's."""
+    info = data.info
+    held = (info.bands, info.cutout_size, info.pixel_scale_arcsec)
+    wanted = (survey.bands, survey.cutout_size, survey.pixel_scale_arcsec)
+    if held[:2] != wanted[:2] or abs(held[2] - wanted[2]) > 1e-9:
+        raise TrainingError(
+            f"{store}: cutouts of bands {list(held[0])}, {held[1]} px at {held[2]}''/px are not "
+            f"those of survey {survey.name!r} ({list(wanted[0])}, {wanted[1]} px at "
+            f"{wanted[2]}''/px); set `survey` to the store's profile"
+        )
 
 
 def train_ensemble(config: TrainConfig | Path) -> Path:
@@ -237,6 +255,7 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
     """
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_toml(Path(config))
+    survey = survey_profile(config.survey)
     run = RunReport(config.summary)
     make_deterministic(config.threads, deterministic=config.deterministic)
     device = resolve_device(config.device)
@@ -245,7 +264,7 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
     held_out: dict[str, tuple[Path, Path]] = {}
     if config.preflight:
         with run.step("preflight"):
-            preflight(config, device)
+            preflight(config, device, survey)
     with (
         simulation_client(config.simulation_workers) as client,
         ThreadPoolExecutor(1, thread_name_prefix="simulate") as background,
@@ -254,14 +273,16 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
             store, labels = ensure_cutout_set(
                 config.training_set,
                 config.work / "train-set",
+                survey=survey,
                 workers=config.simulation_workers,
                 client=client,
             )
         pending: Future[dict[str, tuple[Path, Path]]] = background.submit(
-            _simulate_held_out, config, client, run
+            _simulate_held_out, config, survey, client, run
         )
         with run.step("load training set"):
             data = load_cutouts(store, labels, threads=min(8, os.cpu_count() or 1))
+            check_store_survey(data, survey, store)
             if not data.labels.is_lens.any() or data.labels.is_lens.all():
                 raise TrainingError(f"{store}: training needs both lenses and non-lenses")
             fit_rows, val_rows = split_validation(
@@ -276,7 +297,13 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
         for member in config.members:
             with run.step(f"train {member.name}"):
                 entry = train_member(
-                    member, train=train, val=val, config=config, device=device, images=images
+                    member,
+                    train=train,
+                    val=val,
+                    config=config,
+                    device=device,
+                    survey=survey,
+                    images=images,
                 )
                 write_manifest(manifest, members=[entry], threshold=config.threshold)
             run.merge(

@@ -12,10 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from lensflow.surveys import Survey
 from lensflow.train.config import Architecture
-
-SKY_SIGMA_NJY: Mapping[str, float] = {"g": 2.85, "r": 3.88, "i": 6.60}
-"""Per-pixel sky noise of the LSST-like mock survey, nJy."""
 
 STRETCH_SIGMAS = 3.0
 """The asinh stretch turns from linear to logarithmic at this many sky sigmas."""
@@ -24,14 +22,16 @@ MAX_FLOPS = 100_000_000
 """The FLOP budget of one member per 3x64x64 cutout."""
 
 
-def band_scales(bands: Sequence[str], *, sigmas: float = STRETCH_SIGMAS) -> list[float]:
-    """The asinh softening per band, nJy: `sigmas` x the survey's per-pixel sky noise."""
-    return [sigmas * SKY_SIGMA_NJY[band] for band in bands]
+def band_scales(survey: Survey, *, sigmas: float = STRETCH_SIGMAS) -> list[float]:
+    """The asinh softening per image band of the survey, nJy: `sigmas` x its per-pixel sky
+    noise (the nominal survey's, also for sets simulated in a shifted one)."""
+    return [sigmas * survey.sky_sigma_njy[band] for band in survey.bands]
 
 
-def normalisation_text(bands: Sequence[str]) -> str:
+def normalisation_text(survey: Survey) -> str:
     """The manifest's words for the in-graph image normalisation."""
-    scales = ", ".join(f"{b} {s:.3g}" for b, s in zip(bands, band_scales(bands), strict=True))
+    pairs = zip(survey.bands, band_scales(survey), strict=True)
+    scales = ", ".join(f"{b} {s:.3g}" for b, s in pairs)
     return f"in graph: asinh(x / s_band), s_band = {STRETCH_SIGMAS:g} x sky sigma ({scales} nJy)"
 
 
@@ -298,15 +298,15 @@ ARCHITECTURES: Mapping[Architecture, Callable[[Sequence[float]], ProbabilityMode
 }
 
 
-def build_cnn(architecture: Architecture, bands: Sequence[str]) -> ProbabilityModel:
-    """A freshly initialised CNN of the named architecture for the given bands."""
+def build_cnn(architecture: Architecture, survey: Survey) -> ProbabilityModel:
+    """A freshly initialised CNN of the named architecture for the survey's image bands."""
     try:
         factory = ARCHITECTURES[architecture]
     except KeyError:
         raise ValueError(
             f"unknown architecture {architecture!r}; have {sorted(ARCHITECTURES)}"
         ) from None
-    return factory(band_scales(bands))
+    return factory(band_scales(survey))
 
 
 def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:

@@ -1,5 +1,8 @@
 """Train the photometry gate: an MLP on catalog magnitudes, thresholded for lens completeness.
 
+Its features are the magnitudes of the survey profile's catalog bands (`mag_<band>`, in the
+profile's order), and its manifest entry records the survey.
+
 The threshold keeps `completeness` of the validation lenses; the held-out test catalog then says
 what that threshold really keeps of lenses and of the galaxies passing the cuts, and both go into
 the manifest as they are, whether or not they reach the aim.
@@ -7,6 +10,7 @@ the manifest as they are, whether or not they reach the aim.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from pathlib import Path
@@ -18,8 +22,9 @@ import torch
 from lensflow.evaluate.metrics import metrics_of, roc_curve
 from lensflow.evaluate.plots import save_png
 from lensflow.io import file_digest
+from lensflow.surveys import Survey, survey_profile
 from lensflow.train.config import PhotometryConfig
-from lensflow.train.data import CATALOG_BANDS, Catalog, simulate_catalog, split_validation
+from lensflow.train.data import Catalog, simulate_catalog, split_validation
 from lensflow.train.export import export_onnx
 from lensflow.train.loop import (
     FitSettings,
@@ -33,9 +38,20 @@ from lensflow.train.models import PhotometryMLP, count_flops
 
 logger = logging.getLogger(__name__)
 
-FEATURES = tuple(f"mag_{band}" for band in CATALOG_BANDS)
 CURVE_COMPLETENESS = (0.5, 0.8, 0.9, 0.95, 0.99)
 """Test-set completeness levels at which the manifest states the fraction of galaxies kept."""
+
+
+def features(survey: Survey) -> tuple[str, ...]:
+    """The gate's inputs: `mag_<band>` for each catalog band of the survey, in its order."""
+    return tuple(f"mag_{band}" for band in survey.catalog_bands)
+
+
+def inputs_text(survey: Survey) -> str:
+    """The manifest's words for the gate's inputs (magnitudes, adjacent colours, scaling)."""
+    bands = survey.catalog_bands
+    colours = ", ".join(f"{a}-{b}" for a, b in itertools.pairwise(bands))
+    return f"AB magnitudes {', '.join(bands)}; colours {colours} and standardisation in graph"
 
 
 def threshold_for_completeness(lens_scores: np.ndarray, completeness: float) -> float:
@@ -94,6 +110,7 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
     """
     if not isinstance(config, PhotometryConfig):
         config = PhotometryConfig.from_toml(Path(config))
+    survey = survey_profile(config.survey)
     make_deterministic(config.threads)
     device = resolve_device(config.device)
     train = simulate_catalog(
@@ -101,18 +118,21 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
         n_non_lenses=config.n_non_lenses,
         seed=config.seed,
         cuts=config.cuts,
+        survey=survey,
     )
     test = simulate_catalog(
         n_lenses=config.n_test_lenses,
         n_non_lenses=config.n_test_non_lenses,
         seed=config.test_seed,
         cuts=config.cuts,
+        survey=survey,
     )
+    n_bands = len(survey.catalog_bands)
     fit_rows, val_rows = split_validation(
         train.is_lens, fraction=config.validation_fraction, seed=config.seed
     )
     torch.manual_seed(config.seed)
-    model = PhotometryMLP(len(CATALOG_BANDS), hidden=config.hidden)
+    model = PhotometryMLP(n_bands, hidden=config.hidden)
     model.fit_normalisation(torch.from_numpy(train.mags[fit_rows]))
     settings = FitSettings(
         epochs=config.epochs,
@@ -174,7 +194,8 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
         "file": file,
         "sha256": file_digest(onnx_path),
         "threshold": threshold,
-        "features": list(FEATURES),
+        "features": list(features(survey)),
+        "survey": survey.name,
         "version": config.version,
         "training": {
             "n_lenses": config.n_lenses,
@@ -182,11 +203,9 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
             "seed": config.seed,
             "mix": "natural",
             "cuts": config.cuts.model_dump(),
-            "architecture": "-".join(
-                str(n) for n in (2 * len(CATALOG_BANDS) - 1, *config.hidden, 1)
-            ),
-            "inputs": "AB magnitudes g, r, i, z; colours g-r, r-i, i-z and standardisation in graph",
-            "flops": count_flops(model, (len(CATALOG_BANDS),)),
+            "architecture": "-".join(str(n) for n in (2 * n_bands - 1, *config.hidden, 1)),
+            "inputs": inputs_text(survey),
+            "flops": count_flops(model, (n_bands,)),
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "validation_fraction": config.validation_fraction,

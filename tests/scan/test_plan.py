@@ -5,17 +5,25 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import astropy.units as u
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from astropy.coordinates import SkyCoord
 from distributed import Client
+from typer.testing import CliRunner
 
-from lensflow.catalog import Catalog, open_catalog, read_partition
-from lensflow.config import ScanConfig
+from lensflow.catalog import Catalog, open_catalog, open_inputs, read_partition
+from lensflow.cli import app
+from lensflow.config import PlanConfig, ScanConfig, SkyConfig
 from lensflow.cuts import Cut, parse_cuts
 from lensflow.layout import leaf_path
-from lensflow.scan.plan import PlanRow, plan
+from lensflow.scan.plan import PlanRow, plan, plan_inputs
 from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import pixel_key
+from lensflow.testing import copy_sky
+
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +92,79 @@ def test_a_broken_partition_is_a_row_naming_its_file_in_the_footer_pass(
 ) -> None:
     catalog, leaf = damaged
     _assert_one_broken_row(plan(catalog, cut=sky_cut), catalog, leaf)
+
+
+CONE = (150.6, 2.4, 0.7)
+
+
+def _in_cone_after_cuts(mock_sky: MockSky, cut: Cut) -> int:
+    """Rows of the whole sky that pass the cut and lie in CONE, by astropy's separation."""
+    catalog = open_catalog(mock_sky.catalog)
+    tables = [
+        read_partition(p, catalog=catalog, columns=["raStack", "decStack"], cut=cut).table
+        for p in catalog.pixels
+    ]
+    table = pa.concat_tables(tables)
+    coords = SkyCoord(table["raStack"].to_numpy() * u.deg, table["decStack"].to_numpy() * u.deg)
+    centre = SkyCoord(CONE[0] * u.deg, CONE[1] * u.deg)
+    return int((coords.separation(centre).deg <= CONE[2]).sum())
+
+
+def _with_cone(path: Path) -> PlanConfig:
+    config = PlanConfig.from_toml(path)
+    return config.model_copy(update={"sky": SkyConfig(cone=CONE)})
+
+
+def test_a_region_plans_only_its_partitions_and_never_opens_the_others(
+    mock_sky: MockSky, sky_cut: Cut, tmp_path: Path, dask_client: Client
+) -> None:
+    sky = copy_sky(mock_sky, tmp_path / "sky")
+    inputs = open_inputs(_with_cone(sky.config))
+    kept = set(inputs.catalog.pixels)
+    assert inputs.region is not None and 0 < len(kept) < len(sky.pixels)
+    outside = [p for p in sky.pixels if p not in kept]
+    for pixel in outside:  # any read of these would fail
+        leaf_path(sky.catalog, pixel).write_bytes(b"PAR1 not a parquet file PAR1")
+    footers = plan_inputs(inputs)
+    assert {r.pixel for r in footers} == kept and all(r.error is None for r in footers)
+    exact = plan_inputs(inputs, client=dask_client)
+    assert {r.pixel for r in exact} == kept and all(r.error is None for r in exact)
+    for row in exact:
+        assert row.rows >= (row.rows_after_cuts or 0) >= (row.rows_in_region or 0)
+    assert sum(r.rows_in_region or 0 for r in exact) == _in_cone_after_cuts(mock_sky, sky_cut)
+    assert "in cone (150.6, 2.4) radius 0.7 deg" in inputs.title
+
+
+def test_plan_prints_only_the_partitions_the_region_keeps(
+    mock_sky: MockSky, tmp_path: Path, dask_client: Client
+) -> None:
+    sky = copy_sky(mock_sky, tmp_path / "sky")
+    sky.config.write_text(sky.config.read_text() + f"\n[sky]\ncone = {list(CONE)}\n")
+    kept = {pixel_key(p) for p in open_inputs(PlanConfig.from_toml(sky.config)).catalog.pixels}
+    address = dask_client.scheduler.address
+    result = runner.invoke(app, ["plan", str(sky.config), "--exact", "--scheduler", address])
+    assert result.exit_code == 0, result.output
+    listed = {key for key in (pixel_key(p) for p in sky.pixels) if f" {key} " in result.output}
+    assert listed == kept
+    assert f"{len(kept)} partitions" in result.output and "in region" in result.output
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("[cuts]", "[cut]"), "unknown section [cut]; did you mean [cuts]?"),
+        (("id = ", "ids = "), "unknown key catalog.columns.ids; did you mean catalog.columns.id?"),
+        (("[output]", "[sky]\ncone = [150, 95, 1]\n[output]"), "sky.cone: declination must be"),
+        (("[output]", "[sky]\ncone = [10, -40, 1]\n[output]"), "touches none of the"),
+        (("[output]", '[sky]\nmoc = "absent.fits"\n[output]'), "absent.fits: no such MOC file"),
+    ],
+)
+def test_plan_refuses_a_mistake_in_one_line(
+    mock_sky: MockSky, tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    sky = copy_sky(mock_sky, tmp_path / "sky")
+    sky.config.write_text(sky.config.read_text().replace(*change, 1))
+    result = runner.invoke(app, ["plan", str(sky.config)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert message in result.stderr

@@ -10,7 +10,6 @@ import pytest
 
 from lensflow.errors import SimulationError
 from lensflow.simulate import (
-    LSST_LIKE,
     LensCriteria,
     draw_scene,
     noiseless_image,
@@ -18,14 +17,16 @@ from lensflow.simulate import (
 from lensflow.simulate.cosmology import einstein_radius
 from lensflow.simulate.observe import noise_sigma
 from lensflow.simulate.render import render_midpoint
-from lensflow.simulate.survey import ab_to_njy
+from lensflow.surveys import ab_to_njy, survey_profile
+
+LSST = survey_profile("lsst")
 
 
 def _arc_snr(arcs: np.ndarray, light: np.ndarray) -> float:
     best = 0.0
-    for k, band in enumerate(LSST_LIKE.bands):
+    for k, band in enumerate(LSST.bands):
         sigma = noise_sigma(
-            arcs[k] + light[k], sky_sigma=LSST_LIKE.sky_sigma_njy[band], gain=LSST_LIKE.gain(band)
+            arcs[k] + light[k], sky_sigma=LSST.sky_sigma_njy[band], gain=LSST.gain(band)
         )
         mask = arcs[k] > sigma
         if mask.any():
@@ -52,7 +53,7 @@ def test_lenses_meet_their_acceptance_criteria(criteria: LensCriteria) -> None:
         assert p["theta_e"] == pytest.approx(
             einstein_radius(p["sigma_v"], p["z_lens"], p["z_source"])
         )
-        fwhm_min = min(scene.psf_fwhm(b) for b in LSST_LIKE.bands)
+        fwhm_min = min(scene.psf_fwhm(b) for b in LSST.bands)
         assert p["theta_e"] >= criteria.min_theta_e_over_fwhm * fwhm_min
         assert p["psf_fwhm_min"] == pytest.approx(fwhm_min)
         # magnification again, by a dense midpoint rule

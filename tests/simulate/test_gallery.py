@@ -10,7 +10,8 @@ from matplotlib import image as mpimg
 
 from lensflow.errors import SimulationError
 from lensflow.simulate import CLASSES, make_gallery
-from lensflow.simulate.gallery import asinh_rgb, gallery_shape
+from lensflow.simulate.gallery import asinh_rgb, gallery_shape, rgb_bands
+from lensflow.surveys import survey_profile
 
 
 def test_gallery_is_a_png_of_the_expected_size(tmp_path: Path) -> None:
@@ -26,10 +27,22 @@ def test_asinh_rgb_maps_i_r_g_to_red_green_blue_with_y_up() -> None:
     image = np.zeros((3, 16, 16), dtype=np.float32)
     image[2, 15, 3] = 500.0  # i band, top row (largest y)
     image[0, 0, 8] = 500.0  # g band, bottom row
-    rgb = asinh_rgb(image, bands=("g", "r", "i"))
+    rgb = asinh_rgb(image, bands=("g", "r", "i"), rgb=rgb_bands(survey_profile("lsst")))
     assert rgb.shape == (16, 16, 3)
     assert rgb.min() >= 0.0 and rgb.max() <= 1.0
     assert rgb[0, 3, 0] > 0.5 and rgb[0, 3, 1] == 0.0 and rgb[0, 3, 2] == 0.0
     assert rgb[15, 8, 2] > 0.5 and rgb[15, 8, 0] == 0.0
     with pytest.raises(SimulationError, match="RGB composite"):
-        asinh_rgb(image, bands=("u", "g", "r"))
+        asinh_rgb(image, bands=("u", "g", "r"), rgb=("i", "r", "g"))
+
+
+def test_the_rgb_bands_are_the_three_reddest_image_bands_red_first() -> None:
+    assert rgb_bands(survey_profile("lsst")) == ("i", "r", "g")
+    assert rgb_bands(survey_profile("hsc")) == ("y", "z", "i")
+    assert rgb_bands(survey_profile("legacy")) == ("z", "i", "r")
+
+
+def test_a_gallery_of_another_survey_uses_its_bands(tmp_path: Path) -> None:
+    hsc = survey_profile("hsc")
+    path = make_gallery(tmp_path / "hsc.png", seed=1, per_class=1, survey=hsc, classes=["lens"])
+    assert mpimg.imread(path).shape[:2] == gallery_shape(1, 1)

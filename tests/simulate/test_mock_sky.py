@@ -16,8 +16,10 @@ from lensflow.cutouts import list_groups, open_store, partition_group, read_grou
 from lensflow.cuts import check_columns, parse_cuts
 from lensflow.errors import SimulationError
 from lensflow.layout import healpix_29
-from lensflow.simulate import LSST_LIKE
 from lensflow.simulate.mock_sky import ID_OFFSET, MockSky, make_mock_sky
+from lensflow.surveys import survey_profile
+
+LSST = survey_profile("lsst")
 
 
 def test_the_catalog_opens_with_lensflow(mock_sky: MockSky) -> None:
@@ -64,9 +66,9 @@ def test_ids_and_lenses_agree_with_the_truth(mock_sky: MockSky) -> None:
 
 def test_the_cutouts_are_those_the_truth_lists(mock_sky: MockSky) -> None:
     info = open_store(mock_sky.cutouts)
-    assert info.bands == tuple(LSST_LIKE.bands)
-    assert info.cutout_size == LSST_LIKE.cutout_size
-    assert info.pixel_scale_arcsec == pytest.approx(LSST_LIKE.pixel_scale_arcsec)
+    assert info.bands == tuple(LSST.bands)
+    assert info.cutout_size == LSST.cutout_size
+    assert info.pixel_scale_arcsec == pytest.approx(LSST.pixel_scale_arcsec)
     truth = pq.read_table(mock_sky.truth, columns=["id", "has_cutout"]).to_pandas()
     groups = list_groups(mock_sky.cutouts)
     assert set(groups) <= {partition_group(p) for p in mock_sky.pixels}
@@ -112,3 +114,53 @@ def test_impossible_counts_are_refused(
             tmp_path / "sky", n_sources=sources, n_lenses=lenses, seed=1, client=dask_client
         )
     assert not (tmp_path / "sky").exists()
+
+
+@pytest.fixture(scope="module")
+def hsc_sky(tmp_path_factory: pytest.TempPathFactory, dask_client: Client) -> MockSky:
+    """A small mock sky of the hsc profile: 1,000 sources, 3 lenses."""
+    return make_mock_sky(
+        tmp_path_factory.mktemp("hsc") / "sky",
+        n_sources=1_000,
+        n_lenses=3,
+        seed=5,
+        survey=survey_profile("hsc"),
+        client=dask_client,
+    )
+
+
+def test_an_hsc_sky_has_five_band_cutouts_at_its_pixel_scale(hsc_sky: MockSky) -> None:
+    info = open_store(hsc_sky.cutouts)
+    assert info.bands == ("g", "r", "i", "z", "y")
+    assert info.pixel_scale_arcsec == pytest.approx(0.168)
+    assert (info.units, info.zero_point_ab, info.cutout_size) == ("nJy", 31.4, 64)
+    assert dict(info.psf_fwhm_arcsec) == pytest.approx(
+        {"g": 0.79, "r": 0.75, "i": 0.61, "z": 0.68, "y": 0.68}
+    )
+    ids, images = read_group(hsc_sky.cutouts, list_groups(hsc_sky.cutouts)[0])
+    assert images.shape == (ids.size, 5, 64, 64) and np.isfinite(images).all()
+    truth = pq.read_table(hsc_sky.truth).to_pandas()
+    assert truth["is_lens"].sum() == 3 and truth.loc[truth["is_lens"], "has_cutout"].all()
+
+
+def test_an_hsc_sky_names_its_columns_as_hsc_does(hsc_sky: MockSky) -> None:
+    catalog = open_catalog(hsc_sky.catalog)
+    assert (catalog.ra_column, catalog.dec_column) == ("ra", "dec")
+    names = set(catalog.schema.names)
+    assert {"object_id", "ra", "dec", "i_extendedness_value"} <= names
+    for band in "grizy":
+        assert {f"{band}_cmodel_mag", f"{band}_cmodel_magerr", f"{band}_psfflux_mag"} <= names
+    assert not any("KronMag" in name for name in names)
+    ids = pq.read_table(hsc_sky.catalog / "dataset", columns=["object_id"])["object_id"]
+    assert ids.type == "int64" and len(ids) == 1_000
+
+
+def test_an_hsc_sky_scan_config_fits_its_catalog(hsc_sky: MockSky) -> None:
+    config = ScanConfig.from_toml(hsc_sky.config)
+    mapped = config.catalog.columns.mapped()
+    assert mapped["id"] == "object_id" and mapped["mag_y"] == "y_cmodel_mag"
+    assert mapped["magerr_z"] == "z_cmodel_magerr"
+    assert config.cuts.expression.startswith("r_cmodel_mag < 22.5")
+    catalog = open_catalog(config.catalog.path)
+    assert set(mapped.values()) <= set(catalog.schema.names)
+    check_columns(parse_cuts(config.cuts.expression), catalog.schema, where=str(catalog.path))

@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate, signal
 
 from lensflow.errors import SimulationError
-from lensflow.simulate import LSST_LIKE, Scene, render_scene
+from lensflow.simulate import Scene, render_scene
 from lensflow.simulate.observe import (
     BadColumn,
     CosmicRay,
@@ -24,7 +24,9 @@ from lensflow.simulate.observe import (
     psf_profile,
     saturate,
 )
-from lensflow.simulate.survey import frozen
+from lensflow.surveys import frozen, survey_profile
+
+LSST = survey_profile("lsst")
 
 MODELS = ("moffat", "gaussian")
 
@@ -82,7 +84,7 @@ def _blank_scene(seed: int) -> Scene:
         kind="artefact",
         is_lens=False,
         seed=(seed,),
-        mag=frozen({b: math.inf for b in LSST_LIKE.catalog_bands}),
+        mag=frozen({b: math.inf for b in LSST.catalog_bands}),
         extended=False,
         size_arcsec=0.0,
         params=frozen(),
@@ -92,17 +94,17 @@ def _blank_scene(seed: int) -> Scene:
 def test_blank_sky_noise_matches_the_stated_sigma() -> None:
     images = np.stack([render_scene(_blank_scene(seed)) for seed in range(12)])
     assert images.dtype == np.float32
-    for k, band in enumerate(LSST_LIKE.bands):
+    for k, band in enumerate(LSST.bands):
         pixels = images[:, k].ravel()
-        assert pixels.std() == pytest.approx(LSST_LIKE.sky_sigma_njy[band], rel=0.02)
-        assert abs(pixels.mean()) < 4 * LSST_LIKE.sky_sigma_njy[band] / math.sqrt(pixels.size)
+        assert pixels.std() == pytest.approx(LSST.sky_sigma_njy[band], rel=0.02)
+        assert abs(pixels.mean()) < 4 * LSST.sky_sigma_njy[band] / math.sqrt(pixels.size)
 
 
 def test_source_poisson_noise_uses_the_gain() -> None:
     rng = np.random.default_rng(1)
     signal_level = 2000.0
-    gain = LSST_LIKE.gain("r")
-    sigma = LSST_LIKE.sky_sigma_njy["r"]
+    gain = LSST.gain("r")
+    sigma = LSST.sky_sigma_njy["r"]
     noisy = add_noise(np.full((256, 256), signal_level), sky_sigma=sigma, gain=gain, rng=rng)
     expected = math.sqrt(sigma**2 + signal_level / gain)
     assert noisy.std() == pytest.approx(expected, rel=0.02)
@@ -158,7 +160,7 @@ def test_dead_column_is_zero_after_the_noise() -> None:
         np.zeros((64, 64)),
         band="g",
         sky_sigma=2.85,
-        gain=LSST_LIKE.gain("g"),
+        gain=LSST.gain("g"),
         saturation=1e5,
         pixel_scale=0.2,
         fwhm=0.85,

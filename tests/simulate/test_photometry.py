@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 from lensflow.simulate import (
-    LSST_LIKE,
     draw_scene,
     observe_magnitudes,
 )
+from lensflow.surveys import survey_profile
+
+LSST = survey_profile("lsst")
 
 
 def test_observed_magnitudes_follow_the_depth() -> None:
@@ -20,10 +22,10 @@ def test_observed_magnitudes_follow_the_depth() -> None:
     draws = [observe_magnitudes(scene, rng=rng) for _ in range(200)]
     r = np.array([m["r"] for m, _ in draws])
     err = np.array([e["r"] for _, e in draws])
-    assert set(draws[0][0]) == set(LSST_LIKE.catalog_bands)
+    assert set(draws[0][0]) == set(LSST.catalog_bands)
     assert np.nanmean(r) == pytest.approx(21.0, abs=0.01)
     assert np.std(r) == pytest.approx(np.mean(err), rel=0.2)
-    shallow = LSST_LIKE.shifted(depth_mag=-2.0)
+    shallow = LSST.shifted(depth_mag=-2.0)
     _, shallow_err = observe_magnitudes(scene, rng=rng, survey=shallow)
     assert shallow_err["r"] > 1.5 * np.mean(err)
     faint = draw_scene("elliptical", seed=3, mag_r=31.0)

@@ -10,13 +10,15 @@ import pytest
 from lensflow.simulate import (
     CLASSES,
     LENS_PARAMS,
-    LSST_LIKE,
     NATURAL_MIX,
     NON_LENS_CLASSES,
     TRAINING_MIX,
     draw_scene,
     render_scene,
 )
+from lensflow.surveys import survey_profile
+
+LSST = survey_profile("lsst")
 
 CONFUSING = ("ring", "merger", "blue_neighbours", "disc_edge_on", "group", "artefact")
 
@@ -46,10 +48,10 @@ def test_every_class_renders_finite_float32_cutouts(kind: str) -> None:
         assert np.all(np.isfinite(image))
         assert scene.kind == kind
         assert scene.is_lens == (kind == "lens")
-        assert set(scene.mag) == set(LSST_LIKE.catalog_bands)
+        assert set(scene.mag) == set(LSST.catalog_bands)
         assert scene.size_arcsec >= 0.0
         assert (set(scene.params) == set(LENS_PARAMS)) == (kind == "lens")
-        assert image.max() > 10 * LSST_LIKE.sky_sigma_njy["i"], "something must be there"
+        assert image.max() > 10 * LSST.sky_sigma_njy["i"], "something must be there"
 
 
 def test_render_does_not_depend_on_caches() -> None:

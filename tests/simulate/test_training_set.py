@@ -13,7 +13,6 @@ from lensflow.cutouts import list_groups, open_store, read_group
 from lensflow.errors import SimulationError
 from lensflow.simulate import (
     LENS_PARAMS,
-    LSST_LIKE,
     NATURAL_MIX,
     NON_LENS_CLASSES,
     TrainingSet,
@@ -21,6 +20,9 @@ from lensflow.simulate import (
     simulate_cutouts,
 )
 from lensflow.simulate.training_set import plan_classes, survey_label_schema
+from lensflow.surveys import survey_profile
+
+LSST = survey_profile("lsst")
 
 N_LENSES, N_NON_LENSES, SEED = 16, 48, 11
 
@@ -53,7 +55,7 @@ def test_store_holds_every_cutout_once(in_process: TrainingSet) -> None:
     assert images.shape == (N_LENSES + N_NON_LENSES, 3, 64, 64)
     assert np.all(np.isfinite(images))
     info = open_store(in_process.store)
-    assert info.bands == LSST_LIKE.bands
+    assert info.bands == LSST.bands
     assert info.cutout_size == 64
     assert info.pixel_scale_arcsec == 0.2
     assert info.units == "nJy"
@@ -67,7 +69,7 @@ def test_labels_schema_and_content(in_process: TrainingSet) -> None:
     assert table.schema.field("class").type == pa.string()
     for name in LENS_PARAMS:
         assert table.schema.field(name).type == pa.float64()
-    assert table.schema.equals(survey_label_schema(), check_metadata=False)
+    assert table.schema.equals(survey_label_schema(LSST), check_metadata=False)
     labels = table.to_pydict()
     assert labels["id"] == list(range(N_LENSES + N_NON_LENSES))
     assert sum(labels["is_lens"]) == N_LENSES
@@ -79,7 +81,7 @@ def test_labels_schema_and_content(in_process: TrainingSet) -> None:
     thetas = [t for t in labels["theta_e"] if t is not None]
     assert all(0.6 <= t <= 3.0 for t in thetas)
     for k, kind in enumerate(labels["class"]):
-        mags = [labels[f"mag_{b}"][k] for b in LSST_LIKE.bands]
+        mags = [labels[f"mag_{b}"][k] for b in LSST.bands]
         if kind == "artefact":  # an artefact may sit in one band only (infinite elsewhere)
             assert any(np.isfinite(mags))
         else:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lensflow.errors import ConfigError
-from lensflow.train.config import TrainConfig
+from lensflow.train.config import PhotometryConfig, TrainConfig
 
 
 def test_config_reads_toml_relative_to_its_file(tmp_path: Path) -> None:
@@ -75,3 +75,19 @@ mix = "natural"
     path.write_text(text.replace("seeing_factor = 1.3", "seeing = 1.3"))
     with pytest.raises(ConfigError, match="seeing"):
         TrainConfig.from_toml(path)
+
+
+def test_the_survey_is_a_name_or_a_file_beside_the_config(tmp_path: Path) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "a.toml").write_text('survey = "hsc"\n')
+    assert PhotometryConfig.from_toml(folder / "a.toml").survey == "hsc"
+    assert PhotometryConfig().survey == "lsst"
+    (folder / "b.toml").write_text('survey = "profiles/mine.toml"\n')
+    assert PhotometryConfig.from_toml(folder / "b.toml").survey == str(
+        folder / "profiles" / "mine.toml"
+    )
+    config = PhotometryConfig().with_survey("legacy")
+    assert config.survey == "legacy" and config.with_survey(None) == config
+    with pytest.raises(ConfigError, match="unknown survey 'euclid'"):
+        PhotometryConfig().with_survey("euclid")

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lensflow.cutouts import open_store
-from lensflow.simulate import LSST_LIKE
+from lensflow.surveys import survey_profile
 from lensflow.train.config import CatalogCuts, CutoutSet
 from lensflow.train.data import (
     augment,
@@ -24,6 +24,8 @@ from lensflow.train.data import (
     split_validation,
 )
 from tests.train.helpers import noise_cutouts, write_labelled_store
+
+LSST = survey_profile("lsst")
 
 
 def test_augment_applies_one_symmetry_of_the_square_per_cutout() -> None:
@@ -81,11 +83,21 @@ def test_a_shifted_set_is_simulated_in_the_shifted_survey(tmp_path: Path) -> Non
     store, labels = ensure_cutout_set(spec, tmp_path / "shifted")
     info = open_store(store)
     for band in info.bands:
-        assert info.psf_fwhm_arcsec[band] == pytest.approx(1.3 * LSST_LIKE.psf_fwhm_arcsec[band])
+        assert info.psf_fwhm_arcsec[band] == pytest.approx(1.3 * LSST.psf_fwhm_arcsec[band])
     assert pq.read_table(labels).num_rows == 3
     stamp = json.loads((tmp_path / "shifted" / "spec.json").read_text())
     assert stamp["spec"]["depth_mag"] == -0.5
+    assert stamp["survey"] == "lsst"
     assert ensure_cutout_set(spec, tmp_path / "shifted") == (store, labels)  # reused
+
+
+def test_a_set_of_another_survey_is_simulated_anew_in_it(tmp_path: Path) -> None:
+    spec = CutoutSet(n_lenses=1, n_non_lenses=1, seed=5)
+    ensure_cutout_set(spec, tmp_path / "set")
+    store, _ = ensure_cutout_set(spec, tmp_path / "set", survey=survey_profile("hsc"))
+    info = open_store(store)
+    assert info.bands == ("g", "r", "i", "z", "y") and info.pixel_scale_arcsec == 0.168
+    assert json.loads((tmp_path / "set" / "spec.json").read_text())["survey"] == "hsc"
 
 
 def test_cuts_need_every_band_extent_and_the_r_range() -> None:
@@ -115,3 +127,11 @@ def test_simulated_catalog_rows_pass_the_cuts_and_repeat() -> None:
     again = simulate_catalog(n_lenses=3, n_non_lenses=40, seed=5, cuts=cuts)
     np.testing.assert_array_equal(again.mags, catalog.mags)
     np.testing.assert_array_equal(again.errors, catalog.errors)
+    assert catalog.bands == ("g", "r", "i", "z")
+
+
+def test_a_simulated_catalog_has_the_catalog_bands_of_its_survey() -> None:
+    hsc = survey_profile("hsc")
+    catalog = simulate_catalog(n_lenses=2, n_non_lenses=10, seed=5, cuts=CatalogCuts(), survey=hsc)
+    assert catalog.bands == hsc.catalog_bands
+    assert catalog.mags.shape == (12, 5) and np.isfinite(catalog.mags).all()

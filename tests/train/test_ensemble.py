@@ -10,6 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from lensflow.errors import TrainingError
 from lensflow.registry import load_manifest
 from lensflow.train.config import CutoutSet, EvaluationSet, MemberConfig, TrainConfig
 from lensflow.train.data import load_cutouts
@@ -69,6 +70,7 @@ def test_a_tiny_ensemble_trains_exports_and_evaluates(tmp_path: Path) -> None:
         assert member["training"]["store"] == str(train_store)
         assert member["training"]["onnx_max_abs_diff"] <= 1e-4
         assert 0 < member["flops"] <= 100_000_000
+        assert (member["survey"], member["bands"]) == ("lsst", ["g", "r", "i"])
     metrics = raw["ensemble"]["metrics"]
     assert metrics["n_non_lenses"] == 20
     assert set(metrics["fpr_by_class"]) == {"spiral"}
@@ -94,3 +96,18 @@ def test_a_tiny_ensemble_trains_exports_and_evaluates(tmp_path: Path) -> None:
     train_ensemble(config)
     with manifest.open("rb") as f:
         assert [m["sha256"] for m in tomllib.load(f)["ensemble"]["members"]] == digests
+
+
+def test_a_store_of_other_bands_than_the_survey_is_refused(tmp_path: Path) -> None:
+    store = write_labelled_store(tmp_path / "train", 12, seed=1)
+    config = TrainConfig(
+        members=(MemberConfig(name="m", architecture="resnet"),),
+        survey="hsc",
+        training_set=CutoutSet(store=store),
+        test_set=None,
+        device="cpu",
+        work=tmp_path / "work",
+        output=tmp_path / "models",
+    )
+    with pytest.raises(TrainingError, match="not those of survey 'hsc'"):
+        train_ensemble(config)

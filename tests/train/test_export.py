@@ -11,8 +11,11 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from lensflow.errors import ModelMismatchError
+from lensflow.surveys import survey_profile
 from lensflow.train.export import check_onnx, export_onnx
 from lensflow.train.models import ARCHITECTURES, PhotometryMLP, build_cnn
+
+LSST = survey_profile("lsst")
 
 
 def _run(path: Path, x: np.ndarray) -> np.ndarray:
@@ -24,7 +27,7 @@ def _run(path: Path, x: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_cnn_export_agrees_with_torch_at_any_batch(architecture: str, tmp_path: Path) -> None:
     torch.manual_seed(1)
-    model = build_cnn(architecture, ("g", "r", "i"))  # type: ignore[arg-type]
+    model = build_cnn(architecture, LSST)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
     example = (rng.normal(size=(2, 3, 64, 64)) * 30).astype(np.float32)
     path = tmp_path / f"{architecture}.onnx"

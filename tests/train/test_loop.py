@@ -11,14 +11,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lensflow.errors import TrainingError
+from lensflow.surveys import survey_profile
 from lensflow.train.loop import FitSettings, fit
 from lensflow.train.models import build_cnn
 from tests.train.helpers import noise_cutouts
 
+LSST = survey_profile("lsst")
+
 
 def _fit(folder: Path, images: np.ndarray, is_lens: np.ndarray) -> dict[str, Any]:
     torch.manual_seed(0)
-    model = build_cnn("attention", ("g", "r", "i"))
+    model = build_cnn("attention", LSST)
     settings = FitSettings(
         epochs=2, patience=5, batch_size=8, lr=1e-3, weight_decay=1e-4, seed=3, augment=True
     )
@@ -53,7 +56,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path: P
 def test_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     images, is_lens = noise_cutouts(32, seed=0)
     _fit(tmp_path, images, is_lens)
-    model = build_cnn("attention", ("g", "r", "i"))
+    model = build_cnn("attention", LSST)
     settings = FitSettings(
         epochs=2, patience=5, batch_size=8, lr=1e-3, weight_decay=1e-4, seed=3, augment=True
     )
@@ -78,7 +81,7 @@ def test_a_time_budget_sets_the_epochs_and_a_run_past_it_resumes(tmp_path: Path)
     cpu = torch.device("cpu")
 
     def run(folder: Path, max_seconds: float | None) -> Any:
-        model = build_cnn("attention", ("g", "r", "i"))
+        model = build_cnn("attention", LSST)
         return fit(
             model,
             train,

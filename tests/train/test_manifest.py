@@ -15,6 +15,7 @@ from lensflow.evaluate import build_report
 from lensflow.io import file_digest
 from lensflow.labels import Labels
 from lensflow.registry import load_manifest
+from lensflow.surveys import survey_profile
 from lensflow.train.export import export_onnx
 from lensflow.train.manifest import (
     read_manifest_table,
@@ -24,13 +25,15 @@ from lensflow.train.manifest import (
 )
 from lensflow.train.models import PhotometryMLP, build_cnn
 
+LSST = survey_profile("lsst")
+
 
 def _entries(tmp_path: Path) -> tuple[dict[str, object], dict[str, object]]:
     torch.manual_seed(4)
     mags = np.random.default_rng(3).uniform(19, 25, size=(16, 4)).astype(np.float32)
     export_onnx(PhotometryMLP(), tmp_path / "p.onnx", kind="photometry", example=mags)
     images = np.zeros((2, 3, 64, 64), np.float32)
-    export_onnx(build_cnn("attention", "gri"), tmp_path / "a.onnx", kind="cnn", example=images)
+    export_onnx(build_cnn("attention", LSST), tmp_path / "a.onnx", kind="cnn", example=images)
     photometry = {
         "name": "p",
         "file": "p.onnx",

@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from lensflow.surveys import survey_profile
 from lensflow.train.models import (
     ARCHITECTURES,
     MAX_FLOPS,
@@ -16,10 +17,12 @@ from lensflow.train.models import (
     count_flops,
 )
 
+LSST = survey_profile("lsst")
+
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_each_architecture_is_under_the_flop_budget(architecture: str) -> None:
-    model = build_cnn(architecture, ("g", "r", "i"))  # type: ignore[arg-type]
+    model = build_cnn(architecture, LSST)  # type: ignore[arg-type]
     flops = count_flops(model, (3, 64, 64))
     assert 5_000_000 < flops <= MAX_FLOPS
 
@@ -27,7 +30,7 @@ def test_each_architecture_is_under_the_flop_budget(architecture: str) -> None:
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_each_architecture_gives_probabilities(architecture: str) -> None:
     torch.manual_seed(0)
-    model = build_cnn(architecture, ("g", "r", "i"))  # type: ignore[arg-type]
+    model = build_cnn(architecture, LSST)  # type: ignore[arg-type]
     model.train(False)
     images = torch.randn(3, 3, 64, 64) * 50.0
     with torch.no_grad():
@@ -60,7 +63,7 @@ def test_attention_matmuls_are_counted() -> None:
 
 
 def test_asinh_stretch_is_asinh_of_scaled_flux() -> None:
-    stretch = AsinhStretch(band_scales(("g", "r", "i")))
+    stretch = AsinhStretch(band_scales(LSST))
     x = torch.linspace(-1e4, 1e5, 3 * 4 * 5).reshape(1, 3, 4, 5)
     scale = torch.tensor([3 * 2.85, 3 * 3.88, 3 * 6.60]).view(1, 3, 1, 1)
     torch.testing.assert_close(stretch(x), torch.asinh(x / scale), rtol=1e-5, atol=1e-5)

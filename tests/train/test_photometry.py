@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,23 +24,38 @@ def test_threshold_keeps_the_asked_completeness(completeness: float, expected: f
     assert np.mean(scores >= threshold) >= completeness
 
 
+def _trained(tmp_path: Path, **settings: Any) -> PhotometryModel:
+    """The manifest entry of a tiny gate trained into tmp_path/models."""
+    config = PhotometryConfig(output=tmp_path / "models", reports=tmp_path / "reports", **settings)
+    with train_photometry(config).open("rb") as f:
+        return PhotometryModel.model_validate(tomllib.load(f)["photometry"])
+
+
 def test_a_tiny_photometry_gate_trains_and_exports(tmp_path: Path) -> None:
-    config = PhotometryConfig(
+    entry = _trained(
+        tmp_path,
         n_lenses=30,
         n_non_lenses=300,
         n_test_lenses=20,
         n_test_non_lenses=200,
         epochs=2,
         batch_size=64,
-        output=tmp_path / "models",
-        reports=tmp_path / "reports",
     )
-    manifest = train_photometry(config)
-    with manifest.open("rb") as f:
-        entry = PhotometryModel.model_validate(tomllib.load(f)["photometry"])
     assert (tmp_path / "models" / entry.file).is_file()
     assert entry.features == ("mag_g", "mag_r", "mag_i", "mag_z")
+    assert entry.survey == "lsst"
     assert (entry.metrics["n_lenses"], entry.metrics["n_non_lenses"]) == (20, 200)
     assert entry.training["n_lenses"] == 30
     assert entry.metrics["completeness"] >= 0.0
     assert (tmp_path / "reports" / "photometry.png").is_file()
+
+
+def test_the_gate_takes_the_catalog_bands_of_its_survey(tmp_path: Path) -> None:
+    entry = _trained(
+        tmp_path, survey="hsc", n_lenses=10, n_non_lenses=60, n_test_lenses=10,
+        n_test_non_lenses=40, epochs=1, batch_size=32,
+    )  # fmt: skip
+    assert entry.survey == "hsc"
+    assert entry.features == ("mag_g", "mag_r", "mag_i", "mag_z", "mag_y")
+    assert entry.training["architecture"] == "9-64-64-1"
+    assert entry.training["inputs"].startswith("AB magnitudes g, r, i, z, y; colours g-r, r-i,")

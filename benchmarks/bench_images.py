@@ -1,0 +1,143 @@
+"""Images stage: lensflow's stamps from fpack-compressed coadd tiles vs astropy's Cutout2D.
+
+Eight 2000x2000 patches of one tract (sharing a TAN projection, overlapping by 100 pixels) in
+three bands, fpack RICE_1-compressed as surveys ship them; 2,000 rows, 64x64 stamps, one
+process. Cutout2D is told which tile holds each row and reads it through `hdu.section` of files
+opened once; lensflow finds the tiles itself (footprint index built beforehand), stitches the
+stamps that cross patches, checks masks and non-finite pixels, and converts to nJy.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.io import fits
+from astropy.nddata import Cutout2D
+from astropy.wcs import WCS
+
+from benchmarks.common import best_seconds, machine, write_result
+from lensflow.config import ImagesConfig
+from lensflow.images import cut_stamps, locate, tile_index
+from lensflow.images.projection import wcs_from_text
+
+SIDE, GRID, OVERLAP, BANDS, ROWS, SPARSE, SIZE = 2000, (4, 2), 100, ("g", "r", "i"), 2_000, 200, 64
+
+
+def _tract(folder: Path) -> WCS:
+    """Write the tract's patches; returns the tract's WCS."""
+    rng = np.random.default_rng(0)
+    step = SIDE - OVERLAP
+    width, height = step * (GRID[0] - 1) + SIDE, step * (GRID[1] - 1) + SIDE
+    tract = WCS(naxis=2)
+    tract.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    tract.wcs.crval = [150.0, 2.0]
+    tract.wcs.crpix = [width / 2 + 0.5, height / 2 + 0.5]
+    tract.wcs.cd = np.diag([-0.168 / 3600, 0.168 / 3600])
+    for i in range(GRID[0]):
+        for j in range(GRID[1]):
+            wcs = tract.deepcopy()
+            wcs.wcs.crpix = tract.wcs.crpix - [i * step, j * step]
+            for band in BANDS:
+                image = rng.normal(0.0, 0.05, (SIDE, SIDE)).astype(np.float32)
+                hdu = fits.CompImageHDU(image, header=wcs.to_header(), compression_type="RICE_1")
+                fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(
+                    folder / f"calexp-{band}-{i},{j}.fits.fz"
+                )
+    return tract
+
+
+def _time(cut: Callable[[np.ndarray], object], rows: np.ndarray, *, repeats: int) -> float:
+    """Best seconds of `repeats` runs of cut(rows) after a warm-up run (1 run: no warm-up)."""
+    if repeats > 1:
+        return best_seconds(lambda: cut(rows), repeats=repeats - 1)
+    start = time.perf_counter()
+    cut(rows)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        tract = _tract(folder)
+        config = ImagesConfig(
+            tiles=str(folder / "calexp-{band}-*.fits.fz"), bands=list(BANDS), size=SIZE
+        )
+        index = tile_index(config, path=folder / "tiles.parquet")
+        width, height = (np.asarray(tract.wcs.crpix) - 0.5) * 2
+        ra, dec = tract.pixel_to_world_values(
+            rng.uniform(SIZE, width - SIZE, ROWS), rng.uniform(SIZE, height - SIZE, ROWS)
+        )
+        ids = np.arange(ROWS, dtype=np.int64)
+        wcs = {t: wcs_from_text(index.wcs_text[t]) for t in range(len(index))}
+        by_band = {b: np.flatnonzero(index.band == b) for b in BANDS}
+        # Cutout2D is given the holding tile of every row and band
+        holding = {b: locate(index, by_band[b], ra, dec, wcs_of=wcs.__getitem__)[0] for b in BANDS}
+        files = {t: fits.open(index.path[t], memmap=True) for t in range(len(index))}
+
+        def lensflow(rows: np.ndarray) -> int:
+            stamps = cut_stamps(ids[rows], ra[rows], dec[rows], index=index, config=config)
+            return int(stamps.ids.size)
+
+        def cutout2d(rows: np.ndarray) -> int:
+            for k in rows:
+                position = SkyCoord(ra[k], dec[k], unit="deg")
+                for band in BANDS:
+                    t = int(holding[band][k])
+                    Cutout2D(files[t][1].section, position, SIZE, wcs=wcs[t], mode="partial")
+            return int(rows.size)
+
+        cases = {"dense": np.arange(ROWS), "sparse": np.arange(SPARSE)}
+        seconds: dict[str, tuple[float, float]] = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert lensflow(cases["dense"]) == ROWS
+            for name, rows in cases.items():
+                # Cutout2D's cost per row does not depend on the other rows: one run each
+                seconds[name] = (
+                    _time(lensflow, rows, repeats=3),
+                    _time(cutout2d, rows, repeats=1),
+                )
+        x = tract.world_to_pixel_values(ra, dec)[0]
+        crossing = int((np.abs(x % (SIDE - OVERLAP) - OVERLAP / 2) < SIZE).sum())
+        for hdul in files.values():
+            hdul.close()
+    lines = [
+        (
+            f"# Images stage: {len(BANDS)}-band {SIZE}x{SIZE} stamps from {GRID[0] * GRID[1]} "
+            f"fpack (RICE_1) patches of {SIDE}x{SIDE} per band, 1 process"
+        ),
+        "",
+        f"machine: {machine()}",
+        "",
+        "| rows | cutter | s | stamps/s (all bands) | band stamps/s | ratio to Cutout2D |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, (t_lensflow, t_cutout) in seconds.items():
+        n = cases[name].size
+        for cutter, t in (("astropy Cutout2D on hdu.section", t_cutout), ("lensflow", t_lensflow)):
+            lines.append(
+                f"| {n:,} ({name}) | {cutter} | {t:.2f} | {n / t:,.0f} | "
+                f"{n * len(BANDS) / t:,.0f} | {t_cutout / t:.2f} |"
+            )
+    lines += [
+        "",
+        (
+            f"Dense: {ROWS:,} rows, so neighbouring stamps share compressed rows (fpack compresses "
+            "whole rows: lensflow decompresses each once); sparse: the first "
+            f"{SPARSE} of them, about {SPARSE // (GRID[0] * GRID[1])} per patch as in a scan's "
+            f"survivors. ~{crossing} of the dense rows lie near a patch overlap in x: Cutout2D cuts "
+            "them from one patch, lensflow from the patch that holds them whole or stitched."
+        ),
+    ]
+    write_result("images", lines)
+
+
+if __name__ == "__main__":
+    main()
