@@ -19,8 +19,8 @@ from tests.train.helpers import noise_cutouts
 LSST = survey_profile("lsst")
 
 
-def _fit(folder: Path, images: np.ndarray, is_lens: np.ndarray) -> dict[str, Any]:
-    torch.manual_seed(0)
+def _run(folder: Path, images: np.ndarray, is_lens: np.ndarray, *, tag: str) -> None:
+    """Two epochs of the attention member on 24 cutouts, validated on the rest."""
     model = build_cnn("attention", LSST)
     settings = FitSettings(
         epochs=2, patience=5, batch_size=8, lr=1e-3, weight_decay=1e-4, seed=3, augment=True
@@ -32,8 +32,13 @@ def _fit(folder: Path, images: np.ndarray, is_lens: np.ndarray) -> dict[str, Any
         settings=settings,
         device=torch.device("cpu"),
         checkpoints=folder,
-        tag="t",
+        tag=tag,
     )
+
+
+def _fit(folder: Path, images: np.ndarray, is_lens: np.ndarray) -> dict[str, Any]:
+    torch.manual_seed(0)
+    _run(folder, images, is_lens, tag="t")
     state = torch.load(folder / "epoch-002.pt", weights_only=True)
     assert state["stopped"]
     return dict(state["model"])
@@ -56,20 +61,8 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tmp_path: P
 def test_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
     images, is_lens = noise_cutouts(32, seed=0)
     _fit(tmp_path, images, is_lens)
-    model = build_cnn("attention", LSST)
-    settings = FitSettings(
-        epochs=2, patience=5, batch_size=8, lr=1e-3, weight_decay=1e-4, seed=3, augment=True
-    )
     with pytest.raises(TrainingError, match="checkpoint of another config"):
-        fit(
-            model,
-            (images[:24], is_lens[:24]),
-            (images[24:], is_lens[24:]),
-            settings=settings,
-            device=torch.device("cpu"),
-            checkpoints=tmp_path,
-            tag="other",
-        )
+        _run(tmp_path, images, is_lens, tag="other")
 
 
 def test_a_time_budget_sets_the_epochs_and_a_run_past_it_resumes(tmp_path: Path) -> None:
