@@ -88,6 +88,8 @@ def _command(
 
 
 def _logging(verbose: int) -> None:
+    import distributed  # noqa: F401  (it sets its loggers' levels on import: import it first)
+
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("distributed", "tornado"):

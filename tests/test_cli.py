@@ -207,6 +207,7 @@ def test_simulate_takes_a_survey_profile(tmp_path: Path) -> None:
     "args",
     [
         ["simulate", "sky", "{out}", "--survey", "euclid"],
+        ["simulate", "sky", "{out}", "--survey", "euclid", "--tiles"],
         ["simulate", "gallery", "{out}.png", "--survey", "euclid"],
         ["train", "photometry", "--config", "{config}", "--survey", "euclid"],
         ["train", "ensemble", "--config", "{ensemble}", "--survey", "euclid"],
@@ -254,3 +255,20 @@ def test_cutouts_build_needs_an_images_section(mock_sky: MockSky) -> None:
     result = runner.invoke(app, ["cutouts", "build", str(mock_sky.config)])
     assert result.exit_code == 1
     assert "no [images] section" in result.output
+
+
+def test_a_command_prints_no_cluster_log_lines(mock_sky: MockSky) -> None:
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).with_name("lensflow")), "plan", str(mock_sky.config)]
+    result = subprocess.run(
+        [*command, "--exact", "--workers", "1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "total" in result.stdout
+    assert " INFO " not in result.stderr, result.stderr
