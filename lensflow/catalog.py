@@ -4,6 +4,11 @@ hats reads the layout (properties, partition_info.csv, _common_metadata); lensfl
 checks hats and lsdb leave out: listed pixels must have files and must not overlap, every file's
 schema must match the catalog's for the columns read, and every row must lie in its pixel.
 Writing (the mock sky, the candidate tables) goes through the same layout and hats' own writers.
+
+A catalog may also be a URL (`https://...`, `s3://...`): hats opens it through fsspec, and the
+partition files are read through the same filesystem with the same checks. Over plain HTTP
+hats needs only the files it names (properties, partition_info.csv, dataset/_common_metadata);
+the stray-file check needs directory listings and is skipped where the server gives none.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
 
 import hats
 import pyarrow as pa
@@ -20,10 +27,12 @@ import pyarrow.parquet as pq
 from hats.catalog.catalog_collection import CatalogCollection
 from hats.io import paths
 from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
+from upath import UPath
 
 from lensflow.config import PlanConfig
 from lensflow.cuts import Cut, check_columns, parse_cuts
 from lensflow.errors import CatalogError, ConfigError, MissingColumnError, PixelError, SchemaError
+from lensflow.io import Location, location, missing_bucket, remote, remote_problem
 from lensflow.regions import Region, build_region
 from lensflow.sky import HealpixPixel, pixel_key
 
@@ -37,7 +46,7 @@ READ_BATCH_ROWS = 262_144
 class Catalog:
     """A HATS catalog as lensflow reads it."""
 
-    path: Path  # the catalog folder (inside a collection: the main catalog's folder)
+    path: Location  # the catalog folder (in a collection: the main catalog's); or a URL
     name: str
     ra_column: str | None
     dec_column: str | None
@@ -45,11 +54,12 @@ class Catalog:
     schema: pa.Schema
     npix_suffix: str
     total_rows: int | None
-    stray_files: tuple[Path, ...]
+    stray_files: tuple[Location, ...]
 
-    def file_of(self, pixel: HealpixPixel) -> Path:
+    def file_of(self, pixel: HealpixPixel) -> Location:
         """The Parquet file (or folder of files, where npix_suffix is "/") of a pixel."""
-        return Path(str(paths.pixel_catalog_file(self.path, pixel, npix_suffix=self.npix_suffix)))
+        file = paths.pixel_catalog_file(self.path, pixel, npix_suffix=self.npix_suffix)
+        return file if remote(self.path) is not None else Path(str(file))
 
 
 @dataclass(frozen=True)
@@ -61,26 +71,35 @@ class PartitionRead:
     rows_read: int
 
 
-def open_catalog(path: Path) -> Catalog:
-    """Open a HATS catalog or collection folder, checking its pixels and listing stray files."""
-    path = Path(path)
-    if not path.is_dir():
-        raise CatalogError(f"{path}: no catalog folder here")
+def open_catalog(
+    path: str | Path | UPath, *, storage_options: dict[str, Any] | None = None
+) -> Catalog:
+    """Open a HATS catalog or collection folder (or URL), checking its pixels, listing strays.
+
+    `storage_options` configure a URL's filesystem (fsspec's keys, e.g. endpoint_url, anon).
+    """
+    where = location(path, storage_options)
+    url = remote(where)
+    if url is None and not where.is_dir():
+        raise CatalogError(f"{where}: no catalog folder here")
     try:
-        opened = hats.read_hats(path, read_moc=False)
+        opened = hats.read_hats(where, read_moc=False)
     except Exception as exc:  # hats raises FileNotFoundError, ValueError, pydantic errors
+        if url is not None:
+            raise CatalogError(_remote_failure(url, exc)) from exc
         raise CatalogError(
-            f"{path}: not a HATS catalog (hats.properties, partition_info.csv and dataset/ "
+            f"{where}: not a HATS catalog (hats.properties, partition_info.csv and dataset/ "
             f"expected): {exc}"
         ) from exc
     if isinstance(opened, CatalogCollection):
         opened = opened.main_catalog
     info = opened.catalog_info
     if opened.schema is None:
-        raise CatalogError(f"{path}: no dataset/_common_metadata; cannot check file schemas")
+        raise CatalogError(f"{where}: no dataset/_common_metadata; cannot check file schemas")
     pixels = tuple(sorted(opened.get_healpix_pixels()))
-    _check_no_overlap(path, pixels)
-    catalog_dir = Path(str(opened.catalog_base_dir))
+    _check_no_overlap(where, pixels)
+    base = opened.catalog_base_dir
+    catalog_dir = base if url is not None else Path(str(base))
     catalog = Catalog(
         path=catalog_dir,
         name=info.catalog_name,
@@ -103,7 +122,26 @@ def open_catalog(path: Path) -> Catalog:
     return replace(catalog, stray_files=tuple(stray))
 
 
-def _check_no_overlap(path: Path, pixels: Sequence[HealpixPixel]) -> None:
+def _remote_failure(path: UPath, exc: Exception) -> str:
+    """Why hats could not open a URL: hats says only "failed", so the server is asked again."""
+    bucket = missing_bucket(path)
+    if bucket is not None:
+        return f"{path}: bucket {bucket!r} does not exist"
+    for name in ("hats.properties", "properties", "collection.properties"):
+        try:
+            path.fs.info(f"{path.path.rstrip('/')}/{name}")
+        except Exception as cause:  # noqa: BLE001  unreachable, denied: described, not raised
+            problem = remote_problem(str(path), cause)
+            if problem.endswith(": not found"):
+                continue
+            return problem
+        return f"{path}: not a HATS catalog ({exc})"
+    return (
+        f"{path}: no HATS catalog here (none of hats.properties, properties, collection.properties)"
+    )
+
+
+def _check_no_overlap(path: Location, pixels: Sequence[HealpixPixel]) -> None:
     listed = set(pixels)
     if len(listed) != len(pixels):
         raise CatalogError(f"{path}: partition_info.csv lists a pixel twice")
@@ -117,8 +155,11 @@ def _check_no_overlap(path: Path, pixels: Sequence[HealpixPixel]) -> None:
                 )
 
 
-def _stray_files(catalog: Catalog) -> list[Path]:
-    dataset = catalog.path / "dataset"
+def _stray_files(catalog: Catalog) -> list[Location]:
+    url = remote(catalog.path)
+    if url is not None:
+        return _remote_stray_files(catalog, url)
+    dataset = Path(str(catalog.path)) / "dataset"
     expected = {catalog.file_of(p).resolve() for p in catalog.pixels}
     stray = []
     for root, _dirs, files in os.walk(dataset):
@@ -129,6 +170,25 @@ def _stray_files(catalog: Catalog) -> list[Path]:
             if file not in expected and file.parent not in expected:
                 stray.append(file)
     return sorted(stray)
+
+
+def _remote_stray_files(catalog: Catalog, root: UPath) -> list[Location]:
+    """The stray files of a remote catalog, from one listing; none where it cannot be listed."""
+    fs = root.fs
+    try:
+        found = fs.find(f"{root.path.rstrip('/')}/dataset")
+    except Exception as exc:  # noqa: BLE001  e.g. an HTTP server without directory listings
+        logger.debug("%s: dataset/ not listed (%s); stray files not checked", root, exc)
+        return []
+    expected = {unquote(str(catalog.file_of(p))).rstrip("/") for p in catalog.pixels}
+    stray: list[Location] = []
+    for key in found:
+        url = unquote(fs.unstrip_protocol(key))
+        name = url.rsplit("/", 1)[-1]
+        if name.startswith(("_", ".")) or url in expected or url.rsplit("/", 1)[0] in expected:
+            continue
+        stray.append(location(url, dict(root.storage_options)))
+    return sorted(stray, key=str)
 
 
 def require_pixel(catalog: Catalog, pixel: HealpixPixel) -> None:
@@ -142,11 +202,15 @@ def require_pixel(catalog: Catalog, pixel: HealpixPixel) -> None:
         )
 
 
-def partition_files(catalog: Catalog, pixel: HealpixPixel) -> list[Path]:
+def partition_files(catalog: Catalog, pixel: HealpixPixel) -> list[Location]:
     """The Parquet files of a listed pixel; a listed pixel without a file is an error."""
     require_pixel(catalog, pixel)
     target = catalog.file_of(pixel)
-    if target.is_dir():
+    files: list[Location]
+    url = remote(target)
+    if url is not None:
+        files = _remote_files(url, folder=catalog.npix_suffix == "/")
+    elif target.is_dir():
         files = sorted(f for f in target.iterdir() if f.suffix == ".parquet")
     elif target.is_file():
         files = [target]
@@ -159,8 +223,34 @@ def partition_files(catalog: Catalog, pixel: HealpixPixel) -> list[Path]:
     return files
 
 
+def _remote_files(target: UPath, *, folder: bool) -> list[Location]:
+    """A remote pixel's files: the file itself (one HEAD or metadata request), or the listing
+    of its folder; a remote folder is never tested by listing a file (HTTP would download it)."""
+    fs, key = target.fs, target.path
+    try:
+        if folder:
+            listed = sorted(k for k in fs.find(key) if str(k).endswith(".parquet"))
+            options = dict(target.storage_options)
+            return [location(fs.unstrip_protocol(k), options) for k in listed]
+        return [target] if fs.info(key).get("type") == "file" else []
+    except FileNotFoundError:
+        return []
+
+
+def open_parquet(file: Location) -> pq.ParquetFile:
+    """A Parquet file opened for streamed reads; for a URL, an fsspec file read by range.
+
+    pre_buffer would read every column chunk of the file up front; buffered reads of 1 MiB
+    keep a worker's memory at one batch of a partition of any size.
+    """
+    url = remote(file)
+    if url is not None:  # a file object: pyarrow's own check of the path would list it (HTTP)
+        return pq.ParquetFile(url.fs.open(url.path, "rb"), pre_buffer=False, buffer_size=1 << 20)
+    return pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
+
+
 def check_file_schema(
-    file: Path, schema: pa.Schema, columns: Sequence[str], *, pixel: HealpixPixel
+    file: Location, schema: pa.Schema, columns: Sequence[str], *, pixel: HealpixPixel
 ) -> pq.ParquetFile:
     """Open a partition file and check its schema for the columns to be read.
 
@@ -169,9 +259,7 @@ def check_file_schema(
     """
     where = f"pixel {pixel_key(pixel)}, file {file}"
     try:
-        # pre_buffer would read every column chunk of the file up front; buffered reads of
-        # 1 MiB keep a worker's memory at one batch of a partition of any size.
-        parquet = pq.ParquetFile(file, pre_buffer=False, buffer_size=1 << 20)
+        parquet = open_parquet(file)
     except pa.ArrowInvalid as exc:
         raise CatalogError(f"{where}: not a readable Parquet file ({exc})") from exc
     found = parquet.schema_arrow
@@ -240,7 +328,7 @@ def read_partition(
     return PartitionRead(pixel=pixel, table=table, rows_read=rows_read)
 
 
-def _check_rows_in_pixel(table: pa.Table, pixel: HealpixPixel, *, file: Path) -> None:
+def _check_rows_in_pixel(table: pa.Table, pixel: HealpixPixel, *, file: Location) -> None:
     index = table.column(SPATIAL_INDEX_COLUMN).to_numpy(zero_copy_only=False)
     outside = spatial_index_to_healpix(index, target_order=pixel.order) != pixel.pixel
     if outside.any():
@@ -276,7 +364,7 @@ def open_inputs(config: PlanConfig) -> CatalogInputs:
     A region that touches none of the catalog's partitions is refused: a scan of it would read
     nothing.
     """
-    catalog = open_catalog(config.catalog.path)
+    catalog = open_catalog(config.catalog.path, storage_options=config.catalog.storage_options)
     cut = parse_cuts(config.cuts.expression)
     check_columns(cut, catalog.schema, where=str(catalog.path))
     columns = config.catalog.columns

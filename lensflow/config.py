@@ -1,6 +1,8 @@
 """The scan config: one validated TOML file, unknown sections and keys refused by name.
 
-Paths in the file are relative to the file. The fingerprint covers what decides a scan's
+Paths in the file are relative to the file; the catalog and the image tiles may also be URLs
+(`https://...`, `s3://...`), kept as written and read through fsspec with the section's
+`storage_options` (fsspec's own keys; credentials come from the environment). The fingerprint covers what decides a scan's
 results (catalog and its file set, column map, cuts, sky region, models and their hashes,
 thresholds) and not how it runs (cluster options), so a resumed scan on another cluster is
 still the same scan. Which magnitudes a scan needs is not fixed here: the models' manifest
@@ -16,13 +18,23 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Self, TypeGuard, get_args
+from typing import Annotated, Any, Self, TypeGuard, get_args
 
 from hats.pixel_math.validators import validate_declination_values, validate_polygon
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from lensflow.errors import ConfigError, LensflowError, PixelError
+from lensflow.io import check_storage_options, check_url, is_url, location
 from lensflow.sky import parse_pixel, pixel_key
 from lensflow.units import unit_factor
 
@@ -157,9 +169,23 @@ class ColumnMap(_Section):
             )
 
 
+def _location(value: Any) -> Any:
+    if isinstance(value, str | Path) and is_url(value):
+        return check_url(str(value))
+    return location(value) if isinstance(value, str) else value
+
+
+Location = Annotated[Path | str, BeforeValidator(_location)]
+"""A local path (relative to the config's folder) or a URL fsspec knows, kept as written."""
+
+StorageOptions = Annotated[dict[str, Any], AfterValidator(check_storage_options)]
+"""fsspec's options for a URL's filesystem (endpoint_url, anon, ...); never credentials."""
+
+
 class CatalogConfig(_Section):
-    path: Path
+    path: Location
     columns: ColumnMap
+    storage_options: StorageOptions = Field(default_factory=dict)
 
 
 class CutsConfig(_Section):
@@ -241,7 +267,8 @@ class ImagesConfig(_Section):
     "coadds/*/calexp-{band}-*.fits.fz"; relative globs are relative to the config file.
     """
 
-    tiles: str
+    tiles: str  # a local glob or a URL glob (s3://bucket/coadds/*-{band}.fits.fz)
+    storage_options: StorageOptions = Field(default_factory=dict)
     bands: list[str] = Field(min_length=1)
     hdu: int | str | None = None  # None: the first image HDU (index 1 in a .fits.fz)
     mask_hdu: int | str | None = None  # None: the HDU named MASK where a tile has one
@@ -250,6 +277,11 @@ class ImagesConfig(_Section):
     size: int = Field(default=64, gt=0, le=4096)  # stamp side, pixels
     psf_fwhm_arcsec: dict[str, float] | None = None  # None: from the tiles' headers
     max_open_tiles: int = Field(default=8, gt=0)  # open HDUs kept per partition task
+
+    @field_validator("tiles")
+    @classmethod
+    def _tiles_url(cls, tiles: str) -> str:
+        return check_url(tiles) if is_url(tiles) else tiles
 
     @field_validator("unit")
     @classmethod
@@ -292,7 +324,7 @@ class ImagesConfig(_Section):
 
     def resolved(self, base: Path) -> Self:
         """The same config with a relative tile glob made absolute against `base`."""
-        if Path(self.tiles).is_absolute():
+        if is_url(self.tiles) or Path(self.tiles).is_absolute():
             return self
         return self.model_copy(update={"tiles": str(Path(base).resolve() / self.tiles)})
 
@@ -371,7 +403,9 @@ class PlanConfig(_Section):
     def resolved(self, base: Path) -> Self:
         """The same config with every relative path made absolute against base."""
 
-        def absolute(p: Path) -> Path:
+        def absolute(p: Path | str) -> Path | str:
+            if isinstance(p, str):  # a URL
+                return p
             return p if p.is_absolute() else (base / p).resolve()
 
         def moved(section: BaseModel | None, key: str) -> Any:

@@ -272,36 +272,30 @@ def print_demo(console: Console, report: DemoReport) -> None:
     console.print(f"candidates: {report.candidates} ({report.exported} rows)", markup=False)
 
 
-FUNNEL_LABELS = ("read", "after cuts", "after photometry", "candidates")
-
-
 def status_table(status: ScanStatus) -> Table:
     """One row per partition: status, the funnel's counts, rows set aside and why."""
-    from lensflow.scan.status import FUNNEL
-
     table = Table(title=f"{status.folder}: {status.totals['partitions']} partitions")
     table.add_column("pixel")
     table.add_column("status")
-    for name in FUNNEL_LABELS:
-        table.add_column(name, justify="right")
+    for _, label in status.funnel:
+        table.add_column(label, justify="right")
     table.add_column("rejected")
     for m in status.markers:
         rejected = ", ".join(f"{k} {v}" for k, v in sorted(m.rejected.items()))
-        table.add_row(m.pixel, m.status, *(f"{getattr(m, key):,}" for key in FUNNEL), rejected)
+        counts = [getattr(m, key) for key, _ in status.funnel]
+        table.add_row(
+            m.pixel, m.status, *("-" if c is None else f"{c:,}" for c in counts), rejected
+        )
     return table
 
 
 def print_status(console: Console, status: ScanStatus, *, per_partition: bool = True) -> None:
     """The funnel in total (and per partition), then every failure as a whole line."""
-    from lensflow.scan.status import FUNNEL
-
     totals = status.totals
     if per_partition:
         console.print(status_table(status))
     read = max(totals["rows_read"], 1)
-    steps = " -> ".join(
-        f"{totals[key]:,} {label}" for key, label in zip(FUNNEL, FUNNEL_LABELS, strict=True)
-    )
+    steps = " -> ".join(f"{totals[key]:,} {label}" for key, label in status.funnel)
     console.print(
         Text(f"funnel: {steps}  ({totals['candidates'] / read:.2e} of rows read)"), soft_wrap=True
     )

@@ -208,3 +208,48 @@ def test_images_section_from_toml(tmp_path: Path) -> None:
     config = PlanConfig.from_toml(path).images
     assert config is not None and config.hdu == "IMAGE"
     assert config.tiles == str(tmp_path.resolve() / "t/{band}.fits")
+
+
+def test_catalog_and_tiles_may_be_urls_kept_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "scan.toml"
+    path.write_text(
+        GOOD.replace('path = "sky/catalog"', 'path = "s3://bucket/surveys/catalog"')
+        .replace(
+            "[catalog.columns]",
+            '[catalog.storage_options]\nendpoint_url = "http://127.0.0.1:9000"\nanon = false\n'
+            "[catalog.columns]",
+        )
+        .replace(
+            "[cuts]", '[images]\ntiles = "https://host/t/{band}.fits.fz"\nbands = ["g"]\n[cuts]'
+        )
+    )
+    config = ScanConfig.from_toml(path)
+    assert config.catalog.path == "s3://bucket/surveys/catalog"
+    assert config.catalog.storage_options == {
+        "endpoint_url": "http://127.0.0.1:9000",
+        "anon": False,
+    }
+    assert config.images is not None and config.images.tiles == "https://host/t/{band}.fits.fz"
+    assert config.cutouts.path == (tmp_path / "sky" / "cutouts.zarr").resolve()
+    again = ScanConfig.from_dict(config.to_toml_dict(), base=tmp_path / "elsewhere")
+    assert again == config
+    local = GOOD.replace('path = "sky/catalog"', f'path = "file://{tmp_path}/cat"')
+    path.write_text(local)
+    assert ScanConfig.from_toml(path).catalog.path == tmp_path / "cat"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ('path = "htps://bucket/catalog"', "unknown URL scheme 'htps'"),
+        ('path = "s3://b/c"\nstorage_options = { secret = "x" }', "credentials are not read"),
+        ('path = "s3://b/c"\nstorage_options = { key = "AKIA" }', "storage_options key"),
+    ],
+)
+def test_bad_urls_and_credentials_in_the_file_are_refused(
+    tmp_path: Path, change: str, named: str
+) -> None:
+    path = tmp_path / "scan.toml"
+    path.write_text(GOOD.replace('path = "sky/catalog"', change))
+    with pytest.raises(ConfigError, match=named):
+        ScanConfig.from_toml(path)

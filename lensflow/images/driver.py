@@ -126,7 +126,7 @@ def _build_task(
 
 def build_fingerprint(config: ImagesConfig, index: TileIndex) -> str:
     """What decides a partition's stamps: the images settings and the tile set."""
-    settings = config.model_dump(mode="json", exclude={"max_open_tiles"})
+    settings = config.model_dump(mode="json", exclude={"max_open_tiles", "storage_options"})
     return canonical_hash({"images": settings, "tiles": index.signature})
 
 

@@ -10,8 +10,9 @@ HDUs the reader decompresses a strip of full rows once and serves every window i
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 from astropy.io import fits
@@ -28,9 +29,16 @@ class TileReader:
     """Windows of the tiles of an index, keeping the `max_open` most recently used files open
     and twice as many strips of decompressed rows."""
 
-    def __init__(self, index: TileIndex, *, max_open: int = 8) -> None:
+    def __init__(
+        self,
+        index: TileIndex,
+        *,
+        max_open: int = 8,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self.index = index
         self.max_open = max(1, max_open)
+        self.storage_options = dict(storage_options or {})  # for tiles at a URL
         self._open: OrderedDict[str, fits.HDUList] = OrderedDict()
         self._strips: OrderedDict[tuple[int, int], tuple[int, np.ndarray]] = OrderedDict()
         self._row_tiled: dict[tuple[int, int], bool] = {}
@@ -42,7 +50,7 @@ class TileReader:
             self._open.move_to_end(path)
             return hdul
         try:
-            hdul = open_fits(path)
+            hdul = open_fits(path, self.storage_options)
         except Exception as exc:  # astropy raises OSError, ValueError, TypeError for broken files
             raise ImageError(f"{path}: cannot open ({exc})", reason="unreadable") from exc
         self._open[path] = hdul

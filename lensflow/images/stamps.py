@@ -222,7 +222,9 @@ def cut_stamps(
     sky = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
     reason[~sky] = 1 + REASONS.index("bad_coordinates")
     images = np.zeros((ids.shape[0], len(bands), size, size), dtype=np.float32)
-    with TileReader(index, max_open=config.max_open_tiles) as reader:
+    with TileReader(
+        index, max_open=config.max_open_tiles, storage_options=config.storage_options
+    ) as reader:
         cutter = _Cutter(index, config, reader)
         first = cutter.band_tiles(bands[0])
         on_sky = np.flatnonzero(sky)

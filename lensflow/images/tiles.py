@@ -1,7 +1,9 @@
 """Coadd tiles on disk: find them from the band glob, open them, read each one's header.
 
 A tile is one image HDU of one FITS file (fpack-compressed or not) for one band, with an
-optional mask HDU. Problems with a tile are recorded as a reason code and a message, never
+optional mask HDU. Tiles may be remote (the glob a URL, `s3://bucket/coadds/*-{band}.fits.fz`):
+the glob runs on the URL's filesystem, sizes and modification times come from its metadata, and
+astropy reads headers and sections through fsspec, fetching only the byte ranges it needs. Problems with a tile are recorded as a reason code and a message, never
 raised, so one bad file costs only the rows it holds.
 """
 
@@ -10,14 +12,19 @@ from __future__ import annotations
 import glob
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
 
 from astropy.io import fits
 
 from lensflow.config import ImagesConfig
 from lensflow.errors import ImageError
 from lensflow.images.projection import celestial_wcs, wcs_to_text
+from lensflow.io import location, missing_bucket, remote, remote_problem
 
 PSF_KEYWORDS = ("PSF_FWHM", "SEEING", "FWHM")
 """Header keywords read (in this order) as the PSF FWHM in arcsec when the config gives none."""
@@ -56,23 +63,67 @@ def find_tiles(config: ImagesConfig) -> list[TileFile]:
     found: list[TileFile] = []
     for band in config.bands:
         pattern = config.pattern(band)
-        # glob.glob takes one absolute pattern with wildcards in any folder of it
-        matches = glob.glob(pattern, recursive=True)  # noqa: PTH207
-        paths = sorted(p for p in matches if Path(p).is_file())
-        if not paths:
+        files = _glob(band, pattern, config.storage_options)
+        if not files:
             raise ImageError(
                 f"no tiles for band {band!r}: nothing matches {pattern!r}; check images.tiles",
                 reason="no_tiles",
             )
-        for path in paths:
-            stat = Path(path).stat()
-            found.append(TileFile(band, str(path), int(stat.st_size), int(stat.st_mtime_ns)))
+        found.extend(files)
     return found
 
 
-def open_fits(path: str) -> fits.HDUList:
-    """Open a FITS file lazily and memory-mapped: headers on demand, data by section."""
-    return fits.open(path, memmap=True, lazy_load_hdus=True, mode="readonly")
+def _glob(band: str, pattern: str, storage_options: Mapping[str, Any]) -> list[TileFile]:
+    """The files matching one band's glob, sorted by path, with their size and mtime."""
+    url = remote(location(pattern, storage_options))
+    if url is None:
+        # glob.glob takes one absolute pattern with wildcards in any folder of it
+        matches = glob.glob(pattern, recursive=True)  # noqa: PTH207
+        paths = sorted(p for p in matches if Path(p).is_file())
+        stats = [(path, Path(path).stat()) for path in paths]
+        return [TileFile(band, p, int(st.st_size), int(st.st_mtime_ns)) for p, st in stats]
+    bucket = missing_bucket(url)
+    if bucket is not None:
+        raise ImageError(f"{pattern}: bucket {bucket!r} does not exist", reason="no_tiles")
+    try:
+        listed = url.fs.glob(url.path, detail=True)
+    except Exception as exc:  # unreachable, denied: named once, with the glob
+        raise ImageError(remote_problem(pattern, exc), reason="no_tiles") from exc
+    return [
+        TileFile(band, url.fs.unstrip_protocol(key), int(info["size"]), _mtime_ns(info))
+        for key, info in sorted(listed.items())
+        if info.get("type") == "file"
+    ]
+
+
+def _mtime_ns(info: Mapping[str, Any]) -> int:
+    """A remote file's modification time (ns since the epoch) from its metadata; 0 if none."""
+    for key in ("mtime", "LastModified", "last_modified", "Last-Modified", "updated"):
+        value = info.get(key)
+        try:
+            if isinstance(value, str):
+                value = (
+                    parsedate_to_datetime(value) if "," in value else datetime.fromisoformat(value)
+                )
+            if isinstance(value, datetime):
+                return int(value.timestamp() * 1e9)
+            if isinstance(value, int | float):
+                return int(value * 1e9)
+        except ValueError:
+            continue
+    return 0
+
+
+def open_fits(path: str, storage_options: Mapping[str, Any] | None = None) -> fits.HDUList:
+    """Open a FITS file lazily: headers on demand, data by section; memory-mapped when local,
+    through fsspec (byte ranges on demand) for a URL, with the filesystem options hats uses."""
+    url = remote(location(path, storage_options))
+    if url is None:
+        return fits.open(path, memmap=True, lazy_load_hdus=True, mode="readonly")
+    options = dict(url.storage_options)
+    return fits.open(
+        path, use_fsspec=True, fsspec_kwargs=options, lazy_load_hdus=True, mode="readonly"
+    )
 
 
 def _is_image(hdu: fits.hdu.base._BaseHDU) -> bool:
@@ -123,7 +174,7 @@ def read_tile_header(file: TileFile, *, config: ImagesConfig) -> TileHeader:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with open_fits(file.path) as hdul:
+            with open_fits(file.path, config.storage_options) as hdul:
                 len(hdul)  # loads every header, so a truncated file warns here
                 hdu = hdu_index(hdul, config.hdu, path=file.path, what="image")
                 header = hdul[hdu].header
@@ -138,7 +189,7 @@ def read_tile_header(file: TileFile, *, config: ImagesConfig) -> TileHeader:
                 psf = _psf_fwhm(header, hdul[0].header)
         _check_intact(file, [str(w.message) for w in caught])
     except Exception as exc:  # noqa: BLE001  astropy raises OSError, ValueError, TypeError
-        reason, message = _failure(file, exc)
+        reason, message = _failure(file, exc, config.storage_options)
         return TileHeader(file, hdu, mask, ny, nx, wcs_text, math.nan, reason, message)
     return TileHeader(file, hdu, mask, ny, nx, wcs_text, psf)
 
@@ -153,17 +204,17 @@ def _check_intact(file: TileFile, warned: list[str]) -> None:
         raise ImageError(f"{file.path}: {damaged[0]}", reason="unreadable")
 
 
-def _starts_as_fits(path: str) -> bool:
+def _starts_as_fits(path: str, storage_options: Mapping[str, Any]) -> bool:
     try:
-        with Path(path).open("rb") as f:
-            return f.read(9) == b"SIMPLE  ="
+        with location(path, storage_options).open("rb") as f:
+            return bool(f.read(9) == b"SIMPLE  =")
     except OSError:
         return False
 
 
-def _failure(file: TileFile, exc: Exception) -> tuple[str, str]:
+def _failure(file: TileFile, exc: Exception, storage_options: Mapping[str, Any]) -> tuple[str, str]:
     """The reason code and message of a tile that failed; a cut-short file says so."""
-    if file.size % FITS_BLOCK and _starts_as_fits(file.path):
+    if file.size % FITS_BLOCK and _starts_as_fits(file.path, storage_options):
         return "truncated", (
             f"{file.path}: {file.size} bytes is not a whole number of {FITS_BLOCK}-byte FITS "
             f"blocks, so the file was cut short ({exc})"

@@ -12,10 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from distributed import Client
 
-from lensflow.catalog import Catalog, CatalogInputs, partition_files, read_partition
+from lensflow.catalog import (
+    Catalog,
+    CatalogInputs,
+    open_parquet,
+    partition_files,
+    read_partition,
+)
 from lensflow.cuts import Cut
 from lensflow.errors import CatalogError, LensflowError
 from lensflow.regions import Region
@@ -38,7 +43,7 @@ def footer_rows(pixel: HealpixPixel, *, catalog: Catalog) -> int:
     total = 0
     for file in partition_files(catalog, pixel):
         try:
-            total += pq.ParquetFile(file).metadata.num_rows
+            total += open_parquet(file).metadata.num_rows
         except (OSError, pa.ArrowException) as exc:
             raise CatalogError(
                 f"pixel {pixel_key(pixel)}: {file}: unreadable footer ({exc})"

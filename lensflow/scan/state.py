@@ -18,7 +18,7 @@ import tomli_w
 from lensflow.config import ScanConfig
 from lensflow.cutouts import StoreInfo
 from lensflow.errors import ScanStateError
-from lensflow.io import canonical_hash, write_text
+from lensflow.io import canonical_hash, file_size, write_text
 from lensflow.registry import ModelManifest
 from lensflow.sky import HealpixPixel, pixel_key, validate_pixel
 
@@ -78,14 +78,12 @@ def fingerprint_parts(
 ) -> dict[str, Any]:
     """What decides a scan's results, as a mapping; its canonical hash is the fingerprint.
 
-    The catalog's files are those of the partitions scanned (with a region, those it keeps);
-    a scan of the whole catalog has no "sky" part, so its fingerprint is what it always was.
+    The catalog's files are those of the partitions scanned (with a region, those it keeps),
+    each with its size (for a URL, from the filesystem's metadata; the storage options and
+    credentials are no part of it); a scan of the whole catalog has no "sky" part, so its
+    fingerprint is what it always was.
     """
-    files = []
-    for pixel in catalog.pixels:
-        path = catalog.file_of(pixel)
-        size = path.stat().st_size if path.is_file() else -1
-        files.append([pixel_key(pixel), size])
+    files = [[pixel_key(pixel), file_size(catalog.file_of(pixel))] for pixel in catalog.pixels]
     parts: dict[str, Any] = {
         "catalog": str(catalog.path),
         "catalog_files": canonical_hash(files),

@@ -9,8 +9,14 @@ from typing import Any
 from lensflow.errors import ScanStateError
 from lensflow.scan.state import CONFIG_FILE, Marker, funnel_totals, read_markers
 
-FUNNEL = ("rows_read", "rows_after_cuts", "rows_after_photometry", "candidates")
-"""The funnel's counts, in order, as the markers name them."""
+FUNNEL = (
+    ("rows_read", "read"),
+    ("rows_after_cuts", "after cuts"),
+    ("rows_in_region", "in region"),
+    ("rows_after_photometry", "after photometry"),
+    ("candidates", "candidates"),
+)
+"""The funnel's counts in order, as the markers name them, and their labels."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,11 @@ class ScanStatus:
     @property
     def failed(self) -> int:
         return int(self.totals.get("failed", 0))
+
+    @property
+    def funnel(self) -> tuple[tuple[str, str], ...]:
+        """The funnel's (count, label) steps; "in region" only for a scan with a [sky] region."""
+        return tuple((k, label) for k, label in FUNNEL if k != "rows_in_region" or k in self.totals)
 
 
 def read_status(scan_dir: Path) -> ScanStatus:
