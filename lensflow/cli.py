@@ -362,19 +362,35 @@ def simulate_sky(
     lenses: Annotated[int, typer.Option(help="Lenses injected among them.")] = 20,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     survey: SurveyName = "lsst",
+    tiles: Annotated[
+        bool,
+        typer.Option(
+            "--tiles",
+            help="Coadd patches (FITS) of a compact field instead of the Zarr cutouts; "
+            "`lensflow cutouts build OUT/scan.toml` cuts the store from them.",
+        ),
+    ] = False,
     workers: Workers = None,
     verbose: Verbose = 0,
 ) -> None:
     """A mock sky of a survey profile: a HATS catalog with the survey's column names, its Zarr
-    cutouts, the lens truth and a scan config."""
+    cutouts (or, with --tiles, its coadd patches), the lens truth and a scan config."""
     from lensflow.simulate.mock_sky import make_mock_sky
     from lensflow.surveys import survey_profile
 
     _logging(verbose)
     profile = survey_profile(survey)
     sky = make_mock_sky(
-        out, n_sources=sources, n_lenses=lenses, seed=seed, survey=profile, workers=workers
+        out,
+        n_sources=sources,
+        n_lenses=lenses,
+        seed=seed,
+        survey=profile,
+        workers=workers,
+        tiles=tiles,
     )
+    if tiles:
+        console.print(f"cut its cutouts first: lensflow cutouts build {sky.config}", markup=False)
     views.print_mock_sky(console, sky, sources=sources)
 
 

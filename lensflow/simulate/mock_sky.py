@@ -6,7 +6,8 @@ cut. Sources fill a ~5 degree field with clustered positions (so partitions come
 orders), magnitudes from number-count laws, classes from the sky's natural mix, and `n_lenses`
 lens systems. Catalog photometry is measured from the same scenes the cutouts show. The imaging
 store holds cutouts of galaxies brighter than `cutout_mag_limit` (r) and of every lens, as a
-survey's cutout service covers its galaxy sample; a scan counts any row without a cutout.
+survey's cutout service covers its galaxy sample; a scan counts any row without a cutout. With
+`tiles`, a compact field's coadd patches (tiles.py) take the store's place.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from lensflow.cutouts import create_store, partition_group, write_group
 from lensflow.errors import SimulationError
 from lensflow.io import write_parquet
 from lensflow.layout import healpix_29, leaf_path, write_catalog_metadata
+from lensflow.registry import default_manifest_path
+from lensflow.simulate import tiles as mock_tiles
 from lensflow.sky import HealpixPixel
 from lensflow.surveys import BAND_TEMPLATES, Survey, survey_profile
 
@@ -52,17 +55,19 @@ class MockSky(NamedTuple):
     lens_ids: np.ndarray
 
 
-def _positions(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clustered positions in the field: half uniform, half in a few Gaussian clumps (deg)."""
+def _positions(
+    rng: np.random.Generator, n: int, radius: float = FIELD_RADIUS_DEG
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clustered positions within `radius` deg: half uniform, half in a few Gaussian clumps."""
     ra0, dec0 = FIELD_CENTRE_DEG
     n_clumped = n // 2
-    centres = rng.uniform(-0.7, 0.7, size=(6, 2)) * FIELD_RADIUS_DEG
-    widths = rng.uniform(0.05, 0.3, size=6)
+    centres = rng.uniform(-0.7, 0.7, size=(6, 2)) * radius
+    widths = rng.uniform(0.05, 0.3, size=6) * (radius / FIELD_RADIUS_DEG)
     which = rng.integers(0, 6, size=n_clumped)
     clumped = centres[which] + rng.normal(size=(n_clumped, 2)) * widths[which, None]
-    radius = FIELD_RADIUS_DEG * np.sqrt(rng.uniform(size=n - n_clumped))
+    r = radius * np.sqrt(rng.uniform(size=n - n_clumped))
     angle = rng.uniform(0, 2 * np.pi, size=n - n_clumped)
-    uniform = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    uniform = np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
     offsets = np.concatenate([clumped, uniform])
     dec = dec0 + offsets[:, 1]
     ra = (ra0 + offsets[:, 0] / np.cos(np.radians(dec))) % 360.0
@@ -183,11 +188,14 @@ def make_mock_sky(
     survey: Survey | None = None,
     workers: int | None = None,
     client: Client | None = None,
+    tiles: bool = False,
 ) -> MockSky:
     """Write a mock sky under `out` (catalog/, cutouts.zarr, truth.parquet, scan.toml).
 
     survey: the profile (default: lsst). Catalog photometry and cutouts are simulated as Dask
     tasks, on `client` or on a local cluster of `workers` processes started for the purpose.
+    tiles: instead of the Zarr store, coadd patches of one tract (coadds/, see tiles.py) of a
+    field a few arcmin across, and a scan config whose [images] section names them.
     """
     from lensflow.simulate import NATURAL_MIX, check_survey
 
@@ -206,6 +214,7 @@ def make_mock_sky(
                 cutout_mag_limit=cutout_mag_limit,
                 survey=survey,
                 client=local,
+                tiles=tiles,
             )
     if n_sources <= 0 or not 0 <= n_lenses <= n_sources:
         raise SimulationError(
@@ -213,7 +222,7 @@ def make_mock_sky(
         )
     out = Path(out)
     catalog_dir, store, truth_path = out / "catalog", out / "cutouts.zarr", out / "truth.parquet"
-    if catalog_dir.exists() or store.exists():
+    if catalog_dir.exists() or store.exists() or (out / mock_tiles.COADDS).exists():
         raise SimulationError(f"{out} already holds a mock sky; choose a new folder")
     rng = np.random.default_rng(seed)
     classes = np.array(list(NATURAL_MIX))
@@ -221,7 +230,12 @@ def make_mock_sky(
     kinds = rng.choice(classes, size=n_sources, p=weights / weights.sum()).astype(object)
     kinds[rng.choice(n_sources, size=n_lenses, replace=False)] = "lens"
     ids = ID_OFFSET + np.sort(rng.choice(1 << 40, size=n_sources, replace=False)).astype(np.int64)
-    ra, dec = _positions(rng, n_sources)
+    if tiles:
+        ra, dec = _positions(rng, n_sources, radius=mock_tiles.field_radius_deg(n_sources))
+        tract = mock_tiles.make_tract(ra, dec, centre=FIELD_CENTRE_DEG, survey=survey)
+        ra, dec = mock_tiles.snap(tract, ra, dec)
+    else:
+        ra, dec = _positions(rng, n_sources)
     mags_r = _magnitudes_r(rng, kinds)
 
     rows = _simulate_catalog(client, kinds, mags_r, ids, seed, survey)
@@ -229,11 +243,16 @@ def make_mock_sky(
     frame[SPATIAL_INDEX_COLUMN] = healpix_29(ra, dec)
     pixels = _write_catalog(frame, catalog_dir, survey)
 
-    create_store(store, **survey.store_attributes())
-    imaged = (rows["is_lens"].to_numpy()) | (
-        rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
-    )
-    _render_cutouts(client, store, frame, kinds, mags_r, imaged, pixels, seed, survey)
+    if tiles:
+        imaged = np.ones(n_sources, dtype=bool)
+        sources = (kinds, mags_r, ids, ra, dec)
+        mock_tiles.write_tiles(out, client, tract, _source_scene, sources, seed, survey)
+    else:
+        create_store(store, **survey.store_attributes())
+        imaged = (rows["is_lens"].to_numpy()) | (
+            rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
+        )
+        _render_cutouts(client, store, frame, kinds, mags_r, imaged, pixels, seed, survey)
 
     truth = pd.DataFrame(
         {
@@ -247,7 +266,7 @@ def make_mock_sky(
     params = pd.DataFrame(list(rows["params"])).add_prefix("lens_")
     truth = pd.concat([truth, params], axis=1)
     write_parquet(truth_path, pa.Table.from_pandas(truth, preserve_index=False))
-    config_path = _write_config(out, survey)
+    config_path = _write_config(out, survey, tiles=tiles)
     lens_ids = ids[rows["is_lens"].to_numpy()]
     logger.info(
         "mock sky: %d sources, %d lenses, %d cutouts", n_sources, lens_ids.size, int(imaged.sum())
@@ -369,9 +388,10 @@ def _submit_renders(
             bar.advance(task, future.result())
 
 
-def _write_config(out: Path, survey: Survey) -> Path:
+def _write_config(out: Path, survey: Survey, *, tiles: bool = False) -> Path:
     """The scan config for this sky, with the catalog's own column names: extended galaxies
-    brighter than r = 22.5, measured in the first catalog band, not flagged."""
+    brighter than r = 22.5, measured in the first catalog band, not flagged; with `tiles`, an
+    [images] section naming the patches; [models] where models/<survey>/ holds the survey's."""
     names, bands = survey.columns, survey.catalog_bands
     mag_r, psf_r = names.band("mag", "r"), names.band("psf_mag", "r")
     config = {
@@ -394,6 +414,11 @@ def _write_config(out: Path, survey: Survey) -> Path:
         "cutouts": {"path": "cutouts.zarr"},
         "output": {"path": "scan"},
     }
+    if tiles:
+        config["images"] = mock_tiles.images_section(survey)
+    models = default_manifest_path().parent / survey.name / "manifest.toml"
+    if models.is_file():
+        config["models"] = {"manifest": str(models.resolve())}
     path = out / "scan.toml"
     path.write_text(tomli_w.dumps(config))
     return path
