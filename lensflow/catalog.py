@@ -32,7 +32,7 @@ from upath import UPath
 from lensflow.config import PlanConfig
 from lensflow.cuts import Cut, check_columns, parse_cuts
 from lensflow.errors import CatalogError, ConfigError, MissingColumnError, PixelError, SchemaError
-from lensflow.io import Location, location, missing_bucket, remote, remote_problem
+from lensflow.locations import Location, location, missing_bucket, remote, remote_problem
 from lensflow.regions import Region, build_region
 from lensflow.sky import HealpixPixel, pixel_key
 

@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from lensflow.errors import ConfigError, LensflowError, PixelError
-from lensflow.io import check_storage_options, check_url, is_url, location
+from lensflow.locations import check_storage_options, check_url, is_url, location
 from lensflow.sky import parse_pixel, pixel_key
 from lensflow.units import unit_factor
 

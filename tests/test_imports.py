@@ -26,6 +26,7 @@ STAGES = {
     "lensflow.io",
     "lensflow.labels",
     "lensflow.layout",
+    "lensflow.locations",
     "lensflow.photometry",
     "lensflow.registry",
     "lensflow.sessions",
@@ -185,6 +186,7 @@ COVERED_ELSEWHERE = {
     "lensflow/simulate/draw_galaxies.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_lookalikes.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_stars.py": "tests/simulate/test_draw.py",
+    "lensflow/locations.py": "tests/test_remote.py",  # against local HTTP and S3 servers
     "lensflow/images/driver.py": "tests/images/test_build.py",  # through build_cutouts
     "lensflow/images/partitions.py": "tests/images/test_build.py",
     "lensflow/images/store.py": "tests/images/test_build.py",

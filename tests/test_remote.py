@@ -30,7 +30,7 @@ from lensflow.config import ClusterConfig, ImagesConfig, PlanConfig
 from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.errors import CatalogError, ImageError
 from lensflow.images import build_cutouts, cut_stamps, tile_index
-from lensflow.io import file_size
+from lensflow.locations import file_size
 from lensflow.scan.plan import plan, plan_inputs
 from lensflow.simulate.mock_sky import MockSky
 from tests.images import Tract, grid_rows, write_tract

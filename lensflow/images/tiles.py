@@ -24,7 +24,7 @@ from astropy.io import fits
 from lensflow.config import ImagesConfig
 from lensflow.errors import ImageError
 from lensflow.images.projection import celestial_wcs, wcs_to_text
-from lensflow.io import location, missing_bucket, remote, remote_problem
+from lensflow.locations import location, missing_bucket, remote, remote_problem
 
 PSF_KEYWORDS = ("PSF_FWHM", "SEEING", "FWHM")
 """Header keywords read (in this order) as the PSF FWHM in arcsec when the config gives none."""

@@ -18,7 +18,8 @@ import tomli_w
 from lensflow.config import ScanConfig
 from lensflow.cutouts import StoreInfo
 from lensflow.errors import ScanStateError
-from lensflow.io import canonical_hash, file_size, write_text
+from lensflow.io import canonical_hash, write_text
+from lensflow.locations import file_size
 from lensflow.registry import ModelManifest
 from lensflow.sky import HealpixPixel, pixel_key, validate_pixel
 
