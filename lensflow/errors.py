@@ -39,6 +39,10 @@ class ModelMismatchError(LensflowError):
     """A model's file, hash or input spec does not match the manifest or the cutouts."""
 
 
+class OutputError(LensflowError):
+    """An output folder cannot be made or written (missing parent, read-only, full disk)."""
+
+
 class ScanStateError(LensflowError):
     """A scan directory cannot be resumed (changed fingerprint, corrupt marker or manifest)."""
 

@@ -17,6 +17,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lensflow.errors import OutputError
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -59,6 +61,19 @@ def write_parquet(path: Path, table: pa.Table) -> str:
     return write_atomic(
         path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_statistics=True)
     )
+
+
+def claim_folder(folder: Path, *, what: str) -> None:
+    """Make an output folder and prove it writable, or refuse it with one line (OutputError)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-check.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(
+            f"{folder}: cannot write the {what} ({exc.strerror or exc}); choose a writable folder"
+        ) from None
 
 
 def fsync_directory(folder: Path) -> None:

@@ -9,7 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lensflow.io import canonical_hash, file_digest, write_atomic, write_parquet, write_text
+from lensflow.errors import OutputError
+from lensflow.io import (
+    canonical_hash,
+    claim_folder,
+    file_digest,
+    write_atomic,
+    write_parquet,
+    write_text,
+)
 
 
 def test_canonical_hash_ignores_key_order() -> None:
@@ -47,3 +55,12 @@ def test_write_parquet_is_deterministic(tmp_path: Path) -> None:
     b = write_parquet(tmp_path / "b.parquet", table)
     assert a == b
     assert pq.read_table(tmp_path / "a.parquet").equals(table)
+
+
+def test_claim_folder_makes_it_or_refuses_in_one_line(tmp_path: Path) -> None:
+    claim_folder(tmp_path / "new" / "out", what="output")
+    assert (tmp_path / "new" / "out").is_dir()
+    assert list((tmp_path / "new" / "out").iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match=r"file/out: cannot write the output \(.+\)"):
+        claim_folder(tmp_path / "file" / "out", what="output")

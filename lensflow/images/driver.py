@@ -26,7 +26,7 @@ from lensflow.images.index import HeaderMap, TileIndex, tile_index
 from lensflow.images.partitions import CatalogRows, RowSource, check_rows, partition_tiles
 from lensflow.images.store import prepare_store
 from lensflow.images.tiles import TileFile, TileHeader, read_tile_header
-from lensflow.io import canonical_hash, write_text
+from lensflow.io import canonical_hash, claim_folder, write_text
 from lensflow.sky import HealpixPixel, pixel_key
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,8 @@ def build_cutouts(
     start = time.perf_counter()
     store = Path(store)
     paths = BuildPaths(store)
+    claim_folder(store.parent, what="cutout store's folder (--output)")
+    claim_folder(paths.folder, what="build folder beside the store")
     index = tile_index(config, path=paths.index, read_headers=_cluster_headers(client, config))
     prepare_store(store, index=index, config=config)
     fingerprint = build_fingerprint(config, index)

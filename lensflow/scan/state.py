@@ -18,7 +18,7 @@ import tomli_w
 from lensflow.config import ScanConfig
 from lensflow.cutouts import StoreInfo
 from lensflow.errors import ScanStateError
-from lensflow.io import canonical_hash, write_text
+from lensflow.io import canonical_hash, claim_folder, write_text
 from lensflow.locations import file_size
 from lensflow.registry import ModelManifest
 from lensflow.sky import HealpixPixel, pixel_key, validate_pixel
@@ -114,8 +114,11 @@ def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def prepare_scan_dir(root: Path, config: ScanConfig, parts: Mapping[str, Any]) -> None:
-    """Claim a scan folder: write the config and fingerprint, or refuse a changed fingerprint."""
-    root.mkdir(parents=True, exist_ok=True)
+    """Claim a scan folder: write the config and fingerprint, or refuse a changed fingerprint.
+
+    A folder that cannot be made or written is refused before any partition runs.
+    """
+    claim_folder(root, what="scan folder (--output)")
     existing = read_fingerprint(root)
     if existing is not None:
         old_parts = existing.get("parts", {})

@@ -14,7 +14,7 @@ from distributed import Client
 from lensflow.catalog import open_catalog
 from lensflow.config import ScanConfig
 from lensflow.cutouts import open_store
-from lensflow.errors import ScanStateError
+from lensflow.errors import OutputError, ScanStateError
 from lensflow.layout import leaf_path
 from lensflow.registry import load_manifest
 from lensflow.scan import run_scan
@@ -139,6 +139,13 @@ def test_a_scan_folder_is_claimed_once_and_refuses_a_changed_fingerprint(tmp_pat
     assert f"models: was {old_models!r}, now {new_models!r}" in message
     assert "catalog_files" not in message
     assert read_fingerprint(root) == record
+
+
+def test_a_folder_that_cannot_be_made_is_refused_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    root = tmp_path / "a-file" / "scan"
+    with pytest.raises(OutputError, match=r"cannot write the scan folder .*writable folder"):
+        prepare_scan_dir(root, _config(tmp_path, expression="r < 22"), {"cuts": "r < 22"})
 
 
 def test_a_corrupt_fingerprint_is_refused_by_name(tmp_path: Path) -> None:
