@@ -177,7 +177,7 @@ def test_no_module_is_too_long() -> None:
 
 
 COVERED_ELSEWHERE = {
-    "lensflow/errors.py": "tests/test_cli.py",  # class declarations; their messages are tested
+    "lensflow/errors.py": "tests/cli/test_common.py",  # class declarations; their messages are tested
     "lensflow/cuts/build.py": "tests/cuts/test_errors.py",  # through parse_cuts' messages
     "lensflow/cuts/problems.py": "tests/cuts/test_errors.py",
     "lensflow/cuts/tokens.py": "tests/cuts/test_errors.py",
@@ -187,6 +187,7 @@ COVERED_ELSEWHERE = {
     "lensflow/simulate/draw_lookalikes.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_stars.py": "tests/simulate/test_draw.py",
     "lensflow/locations.py": "tests/test_remote.py",  # against local HTTP and S3 servers
+    "lensflow/cli/models.py": "tests/cli/test_common.py",  # train and evaluate: their errors
     "lensflow/images/driver.py": "tests/images/test_build.py",  # through build_cutouts
     "lensflow/images/partitions.py": "tests/images/test_build.py",
     "lensflow/images/store.py": "tests/images/test_build.py",

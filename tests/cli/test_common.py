@@ -1,0 +1,87 @@
+"""The command line as a whole: help, one-line errors and exit statuses, quiet logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lensflow.cli import app
+from lensflow.simulate.mock_sky import MockSky
+
+runner = CliRunner()
+
+
+def test_help_explains_every_command() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("scan", "rerun", "plan", "status", "export", "demo", "simulate", "train"):
+        assert command in result.output
+
+
+def test_an_error_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> None:
+    not_a_scan = tmp_path / ("a-folder-with-a-long-name-" * 4) / "[scan]"
+    not_a_scan.mkdir(parents=True)
+    result = runner.invoke(app, ["status", str(not_a_scan)])
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert result.stderr.count("\n") == 1, "one line, never wrapped"
+    assert f"{not_a_scan}: not a scan folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "{missing}"],
+        ["scan", "{bad}"],
+        ["rerun", "{missing}", "--pixels", "0/1"],
+        ["export", "{missing}", "{missing}.parquet"],
+        ["evaluate", "{missing}", "{missing}.parquet"],
+        ["train", "photometry", "--config", "{bad}"],
+    ],
+)
+def test_every_command_reports_bad_input_the_same_way(tmp_path: Path, args: list[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("misspelt_key = 1\n")
+    paths = {"missing": str(tmp_path / "missing"), "bad": str(bad)}
+    result = runner.invoke(app, [a.format(**paths) for a in args])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), "a LensflowError never escapes"
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ")
+    assert str(tmp_path) in result.stderr or "misspelt_key" in result.stderr
+
+
+def test_a_command_prints_no_cluster_log_lines(mock_sky: MockSky) -> None:
+    import subprocess
+    import sys
+
+    command = [str(Path(sys.executable).with_name("lensflow")), "plan", str(mock_sky.config)]
+    result = subprocess.run(
+        [*command, "--exact", "--workers", "1"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "total" in result.stdout
+    assert " INFO " not in result.stderr, result.stderr
+
+
+def test_remote_plain_tcp_scheduler_needs_insecure(mock_sky: MockSky, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            str(mock_sky.config),
+            "--output",
+            str(tmp_path / "s"),
+            "--scheduler",
+            "tcp://192.0.2.1:8786",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "--insecure" in result.output
