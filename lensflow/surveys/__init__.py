@@ -137,11 +137,12 @@ class Survey:
     def shifted(self, *, seeing_factor: float = 1.0, depth_mag: float = 0.0) -> Survey:
         """The same survey with FWHM x seeing_factor and depth changed by depth_mag.
 
-        depth_mag > 0 is deeper, < 0 shallower: sky sigma x 10**(-0.2 depth_mag).
+        depth_mag > 0 is deeper, < 0 shallower: sky sigma x 10**(-0.4 depth_mag), so that the
+        5-sigma point depth moves by exactly depth_mag (a flux limit scales with the noise).
         """
         if seeing_factor <= 0.0:
             raise SimulationError(f"seeing_factor must be > 0, got {seeing_factor}")
-        scale = 10.0 ** (-0.2 * depth_mag)
+        scale = 10.0 ** (-0.4 * depth_mag)
         return replace(
             self,
             psf_fwhm_arcsec=frozen({b: v * seeing_factor for b, v in self.psf_fwhm_arcsec.items()}),

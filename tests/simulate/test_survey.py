@@ -64,8 +64,11 @@ def test_shifted_changes_seeing_and_depth() -> None:
     for band in LSST.catalog_bands:
         assert worse.psf_fwhm_arcsec[band] == pytest.approx(1.3 * LSST.psf_fwhm_arcsec[band])
         assert worse.sky_sigma_njy[band] == pytest.approx(
-            LSST.sky_sigma_njy[band] * 10 ** (0.2 * 0.5)
+            LSST.sky_sigma_njy[band] * 10 ** (0.4 * 0.5)
         )
+    shallower = LSST.shifted(depth_mag=-0.5)
+    for band in LSST.catalog_bands:
+        assert shallower.point_depth(band) == pytest.approx(LSST.point_depth(band) - 0.5)
     assert worse.point_depth("r") < LSST.point_depth("r") - 0.5
     assert LSST.shifted() == LSST
     with pytest.raises(SimulationError, match="seeing_factor"):
