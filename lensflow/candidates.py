@@ -1,8 +1,17 @@
 """Candidate tables: one Parquet file per partition in a HATS catalog, and their export.
 
-Every row that reached the ensemble is kept, with each member's score and the mean, so a
-threshold can be changed after the scan. A partition with no survivors still gets its file,
-empty, with the full schema.
+Every row that reached the ensemble is kept, with each member's score and the ensemble score,
+so a threshold can be changed after the scan. A partition with no survivors still gets its
+file, empty, with the full schema. Columns:
+
+    id int64, ra, dec float64 (deg), _healpix_29 int64, photometry_score float32,
+    score_<member> float32 (each member's probability),
+    ensemble_score float32 (the manifest's fitted combination, else the members' mean),
+    p_lens float32 (only when the manifest has a calibration: the probability of a lens at
+        the scan's prior lens rate, [ensemble] prior_lens_rate, default 1e-4),
+    model_versions, config_fingerprint string.
+
+Export ranks by ensemble_score (p_lens is a monotone function of it) and carries p_lens along.
 """
 
 from __future__ import annotations
@@ -30,8 +39,11 @@ EXPORT_FORMATS: tuple[str, ...] = ("parquet", "fits", "csv", "hats")
 CATALOG_NAME = "lensflow_candidates"
 
 
-def candidate_schema(members: Sequence[str]) -> pa.Schema:
-    """The candidate table's columns for an ensemble with these member names."""
+def candidate_schema(members: Sequence[str], *, calibrated: bool = False) -> pa.Schema:
+    """The candidate table's columns for an ensemble with these member names.
+
+    calibrated: the manifest has a calibration, so the table holds p_lens.
+    """
     fields = [
         pa.field("id", pa.int64(), nullable=False),
         pa.field("ra", pa.float64()),
@@ -40,6 +52,7 @@ def candidate_schema(members: Sequence[str]) -> pa.Schema:
         pa.field("photometry_score", pa.float32()),
         *[pa.field(f"score_{name}", pa.float32()) for name in members],
         pa.field("ensemble_score", pa.float32()),
+        *([pa.field("p_lens", pa.float32())] if calibrated else []),
         pa.field("model_versions", pa.string()),
         pa.field("config_fingerprint", pa.string()),
     ]
@@ -57,8 +70,12 @@ def candidate_table(
     ensemble_score: np.ndarray,
     model_versions: str,
     fingerprint: str,
+    p_lens: np.ndarray | None = None,
 ) -> pa.Table:
-    """Assemble a partition's candidates, sorted by spatial index (the HATS order)."""
+    """Assemble a partition's candidates, sorted by spatial index (the HATS order).
+
+    p_lens (N,): calibrated lens probabilities, a column only when given.
+    """
     members = list(member_scores)
     n = len(ids)
     columns: dict[str, pa.Array] = {
@@ -69,10 +86,12 @@ def candidate_table(
         "photometry_score": pa.array(photometry_score, pa.float32()),
         **{f"score_{m}": pa.array(member_scores[m], pa.float32()) for m in members},
         "ensemble_score": pa.array(ensemble_score, pa.float32()),
+        **({} if p_lens is None else {"p_lens": pa.array(p_lens, pa.float32())}),
         "model_versions": pa.array([model_versions] * n, pa.string()),
         "config_fingerprint": pa.array([fingerprint] * n, pa.string()),
     }
-    table = pa.table(columns, schema=candidate_schema(members))
+    schema = candidate_schema(members, calibrated=p_lens is not None)
+    table = pa.table(columns, schema=schema)
     order = np.lexsort((np.asarray(ids), np.asarray(healpix_29)))
     return table.take(pa.array(order))
 

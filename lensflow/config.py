@@ -38,8 +38,11 @@ from lensflow.locations import check_storage_options, check_url, is_url, locatio
 from lensflow.sky import parse_pixel, pixel_key
 from lensflow.units import unit_factor
 
-BAND_KEY = re.compile(r"^mag(err)?_[A-Za-z0-9]+$")
-"""Column-map keys for a band's magnitude or its error: mag_g, magerr_N921, ..."""
+BAND_KEYS = ("mag", "magerr", "psfmag", "size")
+"""Per-band column-map keys: magnitude, its error, PSF magnitude, PSF-corrected size (arcsec)."""
+
+BAND_KEY = re.compile(rf"^({'|'.join(BAND_KEYS)})_[A-Za-z0-9]+$")
+"""Column-map keys of one band: mag_g, magerr_N921, psfmag_i, size_r, ..."""
 
 REGIONS = ("cone", "polygon", "moc", "pixels")
 """The kinds of sky region a [sky] section may name, exactly one at a time."""
@@ -126,8 +129,9 @@ class _Section(BaseModel):
 class ColumnMap(_Section):
     """lensflow's names -> the survey catalog's own column names.
 
-    id, ra and dec are required; `mag_<band>` and `magerr_<band>` may name any band (the
-    models' manifest says which a scan needs); extendedness and flags are optional.
+    id, ra and dec are required; `mag_<band>`, `magerr_<band>`, `psfmag_<band>` (PSF
+    magnitude) and `size_<band>` (PSF-corrected size, arcsec) may name any band (the models'
+    manifest says which a scan needs); extendedness and flags are optional.
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -149,10 +153,12 @@ class ColumnMap(_Section):
 
     @classmethod
     def key_choices(cls, key: str) -> list[str]:
-        """The fixed names, and `key` spelt as a band key (mag-g -> mag_g)."""
-        head, _, band = re.sub(r"[^A-Za-z0-9]+", "_", key).partition("_")
-        spelt = f"{head.lower()}_{band}"
-        return [*cls.model_fields, *([spelt] if BAND_KEY.fullmatch(spelt) else [])]
+        """The fixed names, `key` spelt as a band key (mag-g -> mag_g, psf_mag_i -> psfmag_i)
+        and the band keys of its band (sizes_r -> size_r)."""
+        head, _, band = re.sub(r"[^A-Za-z0-9]+", "_", key).rpartition("_")
+        heads = (head.replace("_", "").lower(), *BAND_KEYS) if head else ()
+        spelt = [f"{h}_{band}" for h in heads]
+        return [*cls.model_fields, *dict.fromkeys(k for k in spelt if BAND_KEY.fullmatch(k))]
 
     def mapped(self) -> dict[str, str]:
         """lensflow name -> catalog column, for every mapped column."""
@@ -343,6 +349,7 @@ class ModelsConfig(_Section):
 
 class EnsembleConfig(_Section):
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)  # None: the manifest's
+    prior_lens_rate: float = Field(default=1e-4, gt=0.0, lt=1.0)  # lenses per source, for p_lens
     batch_size: int = Field(default=256, gt=0, le=65_536)
 
 

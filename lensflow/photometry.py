@@ -1,8 +1,11 @@
-"""The photometry gate: an ONNX MLP on catalog magnitudes that keeps lens-like colours.
+"""The photometry gate: an ONNX MLP on catalog columns that keeps lens-like colours and shapes.
 
-The model takes AB magnitudes in the manifest's feature order (g, r, i, z by default) and makes
-its colours and normalisation inside the graph, so any catalog mapped to those bands can be
-scored. Rows with a missing or non-finite magnitude cannot be scored and are counted apart.
+The model takes the catalog columns the manifest's `features` name, in that order, by their
+column-map names: AB magnitudes (`mag_<band>`), and where the gate uses morphology PSF
+magnitudes (`psfmag_<band>`), PSF-corrected sizes in arcsec (`size_<band>`) or `extendedness`.
+It makes its colours, PSF-minus-model differences and normalisation inside the graph, so any
+catalog mapped to those names can be scored. Rows with a missing or non-finite feature cannot
+be scored and are counted apart.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ PHOTOMETRY_BATCH = 65_536
 
 
 def photometry_features(columns: Mapping[str, np.ndarray], features: tuple[str, ...]) -> np.ndarray:
-    """Stack the named magnitude columns into float32 (N, F), in the model's feature order."""
+    """Stack the named feature columns into float32 (N, F), in the model's feature order."""
     return np.stack([np.asarray(columns[name], dtype=np.float32) for name in features], axis=1)
 
 
 def score_photometry(features: np.ndarray, *, manifest: ModelManifest) -> np.ndarray:
-    """Lens probability per row from magnitudes float32 (N, F); NaN where a magnitude is not finite."""
+    """Lens probability per row from features float32 (N, F); NaN where a feature is not finite."""
     model = manifest.photometry
     session = load_session(manifest.path_of(model.file), model.sha256)
     features = np.ascontiguousarray(features, dtype=np.float32)

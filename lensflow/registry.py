@@ -7,28 +7,37 @@ Layout:
     name, file, sha256, threshold, features = ["mag_g", "mag_r", "mag_i", "mag_z"], survey
     [photometry.training] / [photometry.metrics]   free-form tables, copied into reports
     [ensemble]
-    threshold = 0.5                   # on the mean member score
+    threshold = 0.5                   # on the ensemble score
     [[ensemble.members]]
     name, file, sha256, flops, bands, size, pixel_scale_arcsec, units, normalisation, survey
     [ensemble.members.training] / [ensemble.members.metrics]
+    [ensemble.combination]            # optional: the ensemble score; without it, the mean
+    method = "logistic", weights = {member = w, ...}, bias = b
+    [ensemble.combination.fitted_on]  # n_lenses, n_non_lenses, seed or store of the set
+    [ensemble.calibration]            # optional: p_lens of each candidate
+    method = "isotonic", scores = [...], probabilities = [...], lens_fraction = f
+    [ensemble.calibration.fitted_on]
 
 Photometry models take float32 (N, len(features)) magnitudes; CNN members take float32
 (N, bands, size, size) in `units`; both return one probability per row, (N,) or (N, 1).
 Normalisation (colours, asinh stretch) lives inside each ONNX graph and is described in text.
 `survey` (optional) names the survey profile (`lensflow.surveys`) a model was trained for.
+The combination and the calibration are applied by `lensflow.calibration`; a manifest without
+them scores the mean of the members, as manifests always did.
 """
 
 from __future__ import annotations
 
+import itertools
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError, ModelMismatchError
-from lensflow.io import file_digest
+from lensflow.io import canonical_hash, file_digest
 
 
 class _Frozen(BaseModel):
@@ -63,10 +72,63 @@ class EnsembleMember(_Frozen):
     metrics: dict[str, Any] = {}
 
 
+RESERVED_SCORER_NAMES = ("ensemble", "mean", "p_lens")
+"""Names a member may not take: the scores reports and candidate tables hold beside members'."""
+
+
+class EnsembleCombination(_Frozen):
+    """A logistic regression on the members' logits; its score is lensflow.calibration's."""
+
+    method: Literal["logistic"] = "logistic"
+    weights: dict[str, float] = Field(min_length=1)
+    bias: float
+    fitted_on: dict[str, Any] = {}
+
+
+class EnsembleCalibration(_Frozen):
+    """Isotonic knots: ensemble score -> P(lens) at the fitting set's lens fraction."""
+
+    method: Literal["isotonic"] = "isotonic"
+    scores: tuple[float, ...] = Field(min_length=2)
+    probabilities: tuple[float, ...] = Field(min_length=2)
+    lens_fraction: float = Field(gt=0.0, lt=1.0)
+    fitted_on: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _monotone(self) -> Self:
+        scores, probabilities = self.scores, self.probabilities
+        if len(scores) != len(probabilities):
+            raise ValueError(f"{len(scores)} scores for {len(probabilities)} probabilities")
+        if any(b <= a for a, b in itertools.pairwise(scores)):
+            raise ValueError("calibration scores must increase strictly")
+        if any(b < a for a, b in itertools.pairwise(probabilities)):
+            raise ValueError("calibration probabilities must not decrease")
+        if not all(0.0 <= p <= 1.0 for p in probabilities):
+            raise ValueError("calibration probabilities must lie in [0, 1]")
+        return self
+
+
 class EnsembleModels(_Frozen):
     threshold: float = Field(ge=0.0, le=1.0)
     members: tuple[EnsembleMember, ...] = Field(min_length=1)
     metrics: dict[str, Any] = {}
+    combination: EnsembleCombination | None = None  # None: the mean of the members
+    calibration: EnsembleCalibration | None = None  # None: no p_lens
+
+    @model_validator(mode="after")
+    def _names(self) -> Self:
+        names = [m.name for m in self.members]
+        reserved = sorted(set(names) & set(RESERVED_SCORER_NAMES))
+        if reserved:
+            raise ValueError(f"member names {reserved} are reserved for the ensemble's scores")
+        if len(set(names)) != len(names):
+            raise ValueError(f"member names repeat: {names}")
+        if self.combination is not None and set(self.combination.weights) != set(names):
+            raise ValueError(
+                f"combination weights name {sorted(self.combination.weights)}, members are "
+                f"{sorted(names)}; refit it with `lensflow train calibrate`"
+            )
+        return self
 
 
 class ModelManifest(_Frozen):
@@ -88,7 +150,21 @@ class ModelManifest(_Frozen):
         """One short string naming every model and its hash prefix, stored with candidates."""
         parts = [f"{self.photometry.name}@{self.photometry.sha256[:12]}"]
         parts += [f"{m.name}@{m.sha256[:12]}" for m in self.ensemble.members]
+        for name, table in self.ensemble_tables().items():
+            parts.append(f"{name}@{canonical_hash(table)[:12]}")
         return ",".join(parts)
+
+    def ensemble_tables(self) -> dict[str, dict[str, Any]]:
+        """The fitted combination and calibration present, as plain tables keyed by name.
+
+        Their hashes join the model versions and the scan fingerprint: refitting either changes
+        the scores a scan writes.
+        """
+        tables = {
+            "combination": self.ensemble.combination,
+            "calibration": self.ensemble.calibration,
+        }
+        return {k: v.model_dump(mode="json") for k, v in tables.items() if v is not None}
 
 
 def default_manifest_path() -> Path:

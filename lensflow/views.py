@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from lensflow.scan.status import ScanStatus
     from lensflow.simulate import TrainingSet
     from lensflow.simulate.mock_sky import MockSky
+    from lensflow.train.calibrate import Calibrated
 
 METRIC_COLUMNS = ("scorer", "AUROC", "TPR0", "TPR10", "lenses", "non-lenses")
 
@@ -241,6 +243,111 @@ def print_evaluation(
             + ", ".join(f"{k} {v:.2%}" for k, v in sorted(fpr.items(), key=lambda kv: -kv[1])),
             markup=False,
         )
+    rates = {n: m["at_completeness"] for n, m in metrics.items() if "at_completeness" in m}
+    if rates:
+        console.print(class_rates_table(rates))
+
+
+def class_rates_table(rates: Mapping[str, Mapping[str, Any]]) -> Table:
+    """Each scorer's false-positive rate per contaminant class at the threshold that keeps the
+    same fraction of lenses (a column per scorer, the worst class of the first scorer first)."""
+    names = list(rates)
+    first = rates[names[0]]
+    table = Table(
+        title=f"false-positive rate by class at {first['completeness']:.0%} completeness",
+    )
+    table.add_column("class")
+    for name in names:
+        table.add_column(name, justify="right")
+    classes = sorted(first["fpr_by_class"], key=lambda c: -first["fpr_by_class"][c])
+    table.add_row("threshold", *(f"{rates[n]['threshold']:.4g}" for n in names))
+    for cls in classes:
+        table.add_row(cls, *(_rate(rates[n]["fpr_by_class"].get(cls)) for n in names))
+    table.add_row("all", *(_rate(rates[n]["fpr"]) for n in names))
+    return table
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3%}"
+
+
+def _cell(value: float | None, form: str) -> str:
+    return "-" if value is None else format(value, form)
+
+
+def purity_table(purity: Mapping[str, Any], key: str) -> Table:
+    """One purity table of a PurityReport.as_dict(): by_threshold, by_completeness or by_rank.
+
+    Narrow enough for 80 columns: print_purity says what the short headers mean.
+    """
+    calibrated = purity["thresholds_on"] == "p_lens"
+    first = {
+        "by_threshold": "p_lens>=" if calibrated else "score>=",
+        "by_completeness": "kept",
+        "by_rank": "list",
+    }[key]
+    table = Table(
+        title=escape(f"{key.removeprefix('by_')} at prior {purity['prior']:g}"),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    columns = [first, "score>=", "TPR", "FPR", "FP", "purity", "low95", "/10^6"]
+    columns += ["<p_lens>"] if calibrated else []
+    for column in columns:
+        table.add_column(column, justify="right", no_wrap=True)
+    for label, row in purity[key].items():
+        cells = [
+            str(label),
+            _cell(row["threshold"], ".4g"),
+            f"{row['completeness']:.3f}",
+            f"{row['fpr']:.1e}",
+            f"{row['false_positives']}",
+            _cell(row["purity"], ".3f"),
+            _cell(row["purity_lower95"], ".3f"),
+            f"{row['candidates_per_million']:.1f}",
+        ]
+        if calibrated:
+            cells.append(_cell(row.get("mean_p_lens"), ".3f"))
+        table.add_row(*cells)
+    return table
+
+
+def print_purity(console: Console, purity: Mapping[str, Any]) -> None:
+    """Purity and completeness per threshold, per completeness and per rank, with set sizes."""
+    console.print(
+        f"purity at prior lens rate {purity['prior']:g} on {purity['n_lenses']:,} lenses and "
+        f"{purity['n_non_lenses']:,} non-lenses (one false positive is an FPR of "
+        f"{1 / max(purity['n_non_lenses'], 1):.1e}). score: the ensemble score; TPR: "
+        "completeness; low95: purity at the FPR's 95 % upper bound; /10^6: candidates per "
+        "10^6 sources scanned; list: the longest list per 10^6 sources"
+        + (
+            "; <p_lens>: the selection's mean p_lens" if purity["thresholds_on"] == "p_lens" else ""
+        ),
+        markup=False,
+    )
+    for key in ("by_threshold", "by_completeness", "by_rank"):
+        console.print(purity_table(purity, key))
+    if purity.get("calibration_error") is not None:
+        console.print(
+            f"p_lens calibration error at the set's own lens fraction: "
+            f"{purity['calibration_error']:.4f}",
+            markup=False,
+        )
+
+
+def print_calibration(console: Console, calibrated: Calibrated) -> None:
+    """The fitted weights, the calibration's knots, the scorers on the fitting set and purity."""
+    combination, calibration = calibrated.combination, calibrated.calibration
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in combination.weights.items())
+    console.print(
+        f"combination: bias {combination.bias:.3f}, weights {weights}; calibration: "
+        f"{len(calibration.scores)} knots, lens fraction {calibration.lens_fraction:.4f} "
+        f"-> {calibrated.manifest}",
+        markup=False,
+    )
+    title = "on the fitting set (in-sample; evaluate on another set)"
+    console.print(evaluation_table(title, calibrated.report.as_dict()))
+    print_purity(console, calibrated.purity.as_dict())
 
 
 def print_demo(console: Console, report: DemoReport) -> None:

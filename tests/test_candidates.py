@@ -133,6 +133,36 @@ def test_an_empty_partition_keeps_the_full_schema(tmp_path: Path) -> None:
     assert back.num_rows == 0 and back.schema.equals(schema, check_metadata=False)
 
 
+def test_a_calibrated_ensemble_adds_p_lens_after_the_ensemble_score(tmp_path: Path) -> None:
+    columns = _columns(np.random.default_rng(3), 50)
+    p_lens = (columns["ensemble_score"] ** 4).astype(np.float32)
+    table = candidate_table(
+        ids=columns["ids"],
+        ra=columns["ra"],
+        dec=columns["dec"],
+        healpix_29=columns["healpix_29"],
+        photometry_score=columns["photometry_score"],
+        member_scores={m: columns[f"score_{m}"] for m in MEMBERS},
+        ensemble_score=columns["ensemble_score"],
+        model_versions=VERSIONS,
+        fingerprint=FINGERPRINT,
+        p_lens=p_lens,
+    )
+    schema = candidate_schema(MEMBERS, calibrated=True)
+    assert table.schema.equals(schema)
+    names = schema.names
+    assert names.index("p_lens") == names.index("ensemble_score") + 1
+    assert schema.field("p_lens").type == pa.float32()
+    by_id = dict(zip(columns["ids"].tolist(), p_lens.tolist(), strict=True))
+    assert table["p_lens"].to_pylist() == [by_id[i] for i in table["id"].to_pylist()]
+    assert "p_lens" not in candidate_schema(MEMBERS).names
+    pixel = HealpixPixel(4, 99)
+    write_candidates(table, root=tmp_path, pixel=pixel)
+    ranked = rank(read_candidates(tmp_path, [pixel]), min_score=0.5)
+    scores, carried = ranked["ensemble_score"].to_numpy(), ranked["p_lens"].to_numpy()
+    assert np.all(np.diff(scores) <= 0) and np.array_equal(carried, scores**4)
+
+
 def test_finished_partitions_form_a_hats_catalog(written: Written) -> None:
     assert finish_candidate_catalog(written.root, written.pixels) == len(written.frame)
     catalog = open_catalog(written.root)

@@ -92,6 +92,25 @@ def test_any_band_may_be_mapped(tmp_path: Path) -> None:
         columns.require(["mag_g", "mag_z"], needed_by="the gate")
 
 
+def test_morphology_columns_may_be_mapped_for_any_band(tmp_path: Path) -> None:
+    morphology = 'psfmag_g = "gPSFMag"\nsize_N921 = "r921"\nextendedness = "ext"\n'
+    path = tmp_path / "scan.toml"
+    path.write_text(GOOD.replace('mag_z = "zKronMag"\n', f'mag_z = "zKronMag"\n{morphology}'))
+    columns = ScanConfig.from_toml(path).catalog.columns
+    mapped = columns.mapped()
+    assert (mapped["psfmag_g"], mapped["size_N921"], mapped["extendedness"]) == (
+        "gPSFMag",
+        "r921",
+        "ext",
+    )
+    columns.require(["mag_g", "psfmag_g", "size_N921", "extendedness"], needed_by="the gate")
+    with pytest.raises(ConfigError, match=r"has no size_g, psfmag_r; the gate needs them"):
+        columns.require(["psfmag_g", "size_g", "psfmag_r"], needed_by="the gate")
+    for wrong, meant in (("psf_mag_g", "psfmag_g"), ("Size-r", "size_r"), ("sizes_r", "size_r")):
+        text = GOOD.replace('mag_z = "zKronMag"', f'{wrong} = "x"')
+        assert f"did you mean catalog.columns.{meant}?" in _refusal(tmp_path, text)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [

@@ -1,4 +1,5 @@
-"""The CNN ensemble: each member is its ONNX graph, the ensemble their mean; misfits refused."""
+"""The CNN ensemble: each member is its ONNX graph, the ensemble their mean or fitted
+combination, p_lens from a calibration; misfits refused."""
 
 from __future__ import annotations
 
@@ -10,11 +11,36 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lensflow.calibration import combined_score, lens_probability
 from lensflow.cutouts import StoreInfo
-from lensflow.ensemble import check_ensemble_inputs, score_cutouts
+from lensflow.ensemble import check_ensemble_inputs, ensemble_score, score_cutouts
 from lensflow.errors import ModelMismatchError
-from lensflow.registry import ModelManifest, load_manifest
+from lensflow.registry import (
+    EnsembleCalibration,
+    EnsembleCombination,
+    ModelManifest,
+    load_manifest,
+)
 from lensflow.testing import onnx_reference
+
+
+def _with_tables(
+    manifest: ModelManifest,
+    *,
+    combination: EnsembleCombination | None = None,
+    calibration: EnsembleCalibration | None = None,
+) -> ModelManifest:
+    """The manifest with its ensemble's combination and calibration set (None: none)."""
+    ensemble = manifest.ensemble.model_copy(
+        update={"combination": combination, "calibration": calibration}
+    )
+    return manifest.model_copy(update={"ensemble": ensemble})
+
+
+@pytest.fixture(scope="module")
+def plain_manifest(shipped_manifest: ModelManifest) -> ModelManifest:
+    """The shipped models without a fitted combination or calibration: an old manifest."""
+    return _with_tables(shipped_manifest)
 
 
 def _store(manifest: ModelManifest, **changes: object) -> StoreInfo:
@@ -39,14 +65,14 @@ def _images(manifest: ModelManifest, n: int, seed: int) -> np.ndarray:
 
 
 def test_members_are_their_graphs_and_the_ensemble_their_mean(
-    shipped_manifest: ModelManifest,
+    plain_manifest: ModelManifest,
 ) -> None:
-    images = _images(shipped_manifest, 7, seed=0)
-    scores = score_cutouts(images, manifest=shipped_manifest, batch=3)
-    members = [m.name for m in shipped_manifest.ensemble.members]
+    images = _images(plain_manifest, 7, seed=0)
+    scores = score_cutouts(images, manifest=plain_manifest, batch=3)
+    members = [m.name for m in plain_manifest.ensemble.members]
     assert list(scores) == [*members, "ensemble"]
-    for member in shipped_manifest.ensemble.members:
-        expected = onnx_reference(shipped_manifest.path_of(member.file), images)
+    for member in plain_manifest.ensemble.members:
+        expected = onnx_reference(plain_manifest.path_of(member.file), images)
         assert scores[member.name].dtype == np.float32 and scores[member.name].shape == (7,)
         np.testing.assert_allclose(scores[member.name], expected, rtol=1e-4, atol=1e-6)
     mean = np.mean([scores[m] for m in members], axis=0)
@@ -62,10 +88,36 @@ def test_the_batch_size_does_not_change_a_score(shipped_manifest: ModelManifest)
         np.testing.assert_allclose(many[name], values, rtol=1e-5, atol=1e-7)
 
 
-def test_no_cutouts_give_empty_scores(shipped_manifest: ModelManifest) -> None:
-    scores = score_cutouts(_images(shipped_manifest, 0, seed=2), manifest=shipped_manifest)
-    assert set(scores) == {m.name for m in shipped_manifest.ensemble.members} | {"ensemble"}
+def test_no_cutouts_give_empty_scores(plain_manifest: ModelManifest) -> None:
+    scores = score_cutouts(_images(plain_manifest, 0, seed=2), manifest=plain_manifest)
+    assert set(scores) == {m.name for m in plain_manifest.ensemble.members} | {"ensemble"}
     assert all(v.shape == (0,) and v.dtype == np.float32 for v in scores.values())
+
+
+def test_a_fitted_combination_is_the_ensemble_score_and_a_calibration_adds_p_lens(
+    plain_manifest: ModelManifest,
+) -> None:
+    names = [m.name for m in plain_manifest.ensemble.members]
+    combination = EnsembleCombination(weights={n: 1.0 + k for k, n in enumerate(names)}, bias=-2.0)
+    calibration = EnsembleCalibration(
+        scores=(0.0, 0.3, 0.7, 1.0), probabilities=(0.001, 0.01, 0.5, 0.99), lens_fraction=0.2
+    )
+    fitted = _with_tables(plain_manifest, combination=combination, calibration=calibration)
+    images = _images(plain_manifest, 9, seed=3)
+    old = score_cutouts(images, manifest=plain_manifest)
+    new = score_cutouts(images, manifest=fitted, prior_lens_rate=1e-3)
+    members = {n: old[n] for n in names}
+    assert list(new) == [*names, "ensemble", "p_lens"]
+    for name in names:
+        np.testing.assert_array_equal(new[name], old[name])
+    np.testing.assert_allclose(new["ensemble"], combined_score(members, combination), rtol=1e-6)
+    assert not np.allclose(new["ensemble"], old["ensemble"])
+    expected = lens_probability(new["ensemble"], calibration, prior=1e-3)
+    np.testing.assert_array_equal(new["p_lens"], expected)
+    assert new["p_lens"].dtype == np.float32 and ((new["p_lens"] >= 0) & (new["p_lens"] <= 1)).all()
+    # without a combination, ensemble_score is the mean, whatever else is in the mapping
+    mean = ensemble_score({**members, "extra": members[names[0]]}, models=plain_manifest.ensemble)
+    np.testing.assert_allclose(mean, np.mean(list(members.values()), axis=0), rtol=1e-6)
 
 
 def test_a_store_that_fits_is_accepted(shipped_manifest: ModelManifest) -> None:

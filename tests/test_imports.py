@@ -15,6 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "lensflow"
 
 STAGES = {
+    "lensflow.calibration",
     "lensflow.candidates",
     "lensflow.catalog",
     "lensflow.cluster",
@@ -41,7 +42,13 @@ STAGES = {
 }
 """The funnel's stages and the shared services below them."""
 
-DRIVERS = ("lensflow.scan", "lensflow.simulate", "lensflow.train", "lensflow.evaluate")
+DRIVERS = (
+    "lensflow.scan",
+    "lensflow.simulate",
+    "lensflow.train",
+    "lensflow.evaluate",
+    "lensflow.independent",
+)
 TOP = ("lensflow.cli", "lensflow.demo", "lensflow.views", "lensflow.testing")
 
 WRITERS = {
@@ -156,6 +163,18 @@ def test_simulate_train_and_evaluate_never_import_scan(driver: str) -> None:
             assert not bad, f"{module} imports {bad}"
 
 
+def test_the_check_set_never_imports_lensflows_simulator() -> None:
+    """lensflow.independent renders with lenstronomy and its own population: nothing of
+    lensflow.simulate (nor the scan or the command line) may reach it."""
+    assert "lensflow.independent.check_set" in GRAPH
+    for module, targets in GRAPH.items():
+        if _under(module, ("lensflow.independent",)):
+            bad = sorted(
+                m for m in targets if _under(m, ("lensflow.simulate", "lensflow.scan", *TOP))
+            )
+            assert not bad, f"{module} imports {bad}"
+
+
 def test_only_the_top_imports_the_command_line() -> None:
     for module, targets in GRAPH.items():
         if not _under(module, TOP):
@@ -186,8 +205,11 @@ COVERED_ELSEWHERE = {
     "lensflow/simulate/draw_galaxies.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_lookalikes.py": "tests/simulate/test_draw.py",
     "lensflow/simulate/draw_stars.py": "tests/simulate/test_draw.py",
+    "lensflow/simulate/inject_deflectors.py": "tests/simulate/test_inject.py",  # injection sets
+    "lensflow/simulate/inject_gallery.py": "tests/simulate/test_inject.py",
+    "lensflow/simulate/inject_paint.py": "tests/simulate/test_inject.py",
+    "lensflow/simulate/inject_store.py": "tests/simulate/test_inject.py",
     "lensflow/locations.py": "tests/test_remote.py",  # against local HTTP and S3 servers
-    "lensflow/cli/models.py": "tests/cli/test_common.py",  # train and evaluate: their errors
     "lensflow/images/driver.py": "tests/images/test_build.py",  # through build_cutouts
     "lensflow/images/partitions.py": "tests/images/test_build.py",
     "lensflow/images/store.py": "tests/images/test_build.py",

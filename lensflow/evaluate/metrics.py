@@ -1,4 +1,5 @@
-"""The field's metrics (Metcalf et al. 2019): ROC curve, AUROC, TPR0 and TPR10.
+"""The field's metrics (Metcalf et al. 2019): ROC curve, AUROC, TPR0 and TPR10, and the
+threshold that keeps a given fraction of the lenses.
 
 TPR0 is the highest true-positive rate at any score threshold with no false positive, TPR10
 the highest at any threshold with at most nine. A threshold t selects every cutout scoring
@@ -125,3 +126,18 @@ def metrics_of(scores: np.ndarray, labels: np.ndarray) -> Metrics:
         n_lenses=int(curve.true_positives[-1]),
         n_non_lenses=int(curve.false_positives[-1]),
     )
+
+
+def threshold_at_completeness(
+    scores: np.ndarray, labels: np.ndarray, *, completeness: float
+) -> float:
+    """The highest threshold whose selection (score >= t) keeps `completeness` of the lenses.
+
+    completeness in (0, 1]; ties at t are all selected, so the kept fraction may be higher.
+    """
+    if not 0.0 < completeness <= 1.0:
+        raise EvaluationError(f"completeness must lie in (0, 1], got {completeness}")
+    scores, labels = _checked(scores, labels)
+    lens_scores = np.sort(scores[labels])[::-1]
+    needed = int(np.ceil(completeness * lens_scores.size - 1e-9))
+    return float(lens_scores[max(needed, 1) - 1])

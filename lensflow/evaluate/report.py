@@ -1,7 +1,11 @@
 """An evaluation report: every scorer's metrics on one labelled set, and its contaminant classes.
 
-The scorers are the ensemble's members and their mean (the key ENSEMBLE); for labels with a
-`class`, the report also counts which contaminants the ensemble lets through at its threshold.
+The scorers are the ensemble's members and the ensemble score (the key ENSEMBLE: the fitted
+combination where the manifest has one, with the plain mean beside it as MEAN, else the mean).
+For labels with a `class`, the report counts which contaminants the ensemble lets through at
+its threshold and, for every scorer, the false-positive rate per class at the threshold that
+keeps 90 % of the lenses (a like-for-like comparison of scorers). With a prior, it also holds
+the ensemble's purity and completeness tables (`lensflow.evaluate.purity`).
 """
 
 from __future__ import annotations
@@ -15,12 +19,36 @@ from typing import Any
 import numpy as np
 
 from lensflow.ensemble import ENSEMBLE
-from lensflow.evaluate.metrics import Metrics, metrics_of
+from lensflow.errors import EvaluationError
+from lensflow.evaluate.metrics import Metrics, metrics_of, threshold_at_completeness
+from lensflow.evaluate.purity import PurityReport
 from lensflow.io import write_text
 from lensflow.labels import Labels
 
 TOP_NON_LENSES = 100
 """How many of the highest-scoring non-lenses the report sorts by class."""
+
+CLASS_COMPLETENESS = 0.9
+"""The fraction of lenses kept by the threshold at which every scorer's classes are counted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassRates:
+    """Non-lenses one scorer selects at the threshold keeping `completeness` of the lenses."""
+
+    completeness: float
+    threshold: float
+    fpr: float
+    false_positives: int
+    fpr_by_class: Mapping[str, float]
+    false_positives_by_class: Mapping[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-ready values."""
+        out = dataclasses.asdict(self)
+        out["fpr_by_class"] = dict(self.fpr_by_class)
+        out["false_positives_by_class"] = dict(self.false_positives_by_class)
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +61,9 @@ class EvaluationReport:
     false_positives_by_class: how many of each class do; top_non_lenses_by_class: the classes
     of the TOP_NON_LENSES non-lenses the ensemble scores highest (the false positives of a
     strict threshold). score_seconds: ONNX Runtime time per member, when scored from a store.
+    at_completeness: per scorer, the classes selected at the threshold keeping
+    CLASS_COMPLETENESS of the lenses (labels with classes only). purity: the ensemble's purity
+    tables at a prior, when asked for.
     """
 
     ids: np.ndarray
@@ -45,6 +76,8 @@ class EvaluationReport:
     false_positives_by_class: Mapping[str, int] | None = None
     top_non_lenses_by_class: Mapping[str, int] | None = None
     score_seconds: Mapping[str, float] | None = None
+    at_completeness: Mapping[str, ClassRates] | None = None
+    purity: PurityReport | None = None
 
     def scorers(self) -> list[str]:
         """The scorers' names, the ensemble first, then the members in their order."""
@@ -55,6 +88,8 @@ class EvaluationReport:
         out: dict[str, dict[str, Any]] = {}
         for name in [ENSEMBLE, *(n for n in self.metrics if n != ENSEMBLE)]:
             out[name] = self.metrics[name].as_dict()
+            if self.at_completeness is not None and name in self.at_completeness:
+                out[name]["at_completeness"] = self.at_completeness[name].as_dict()
         for key in ("fpr_by_class", "false_positives_by_class", "top_non_lenses_by_class"):
             value = getattr(self, key)
             if value is not None:
@@ -89,6 +124,12 @@ def build_report(
             str(n): int(c)
             for n, c in sorted(zip(names, counts, strict=True), key=lambda nc: (-nc[1], nc[0]))
         }
+    at_completeness = None
+    if labels.classes is not None:
+        at_completeness = {
+            name: class_rates(values, labels, completeness=CLASS_COMPLETENESS)
+            for name, values in scores.items()
+        }
     return EvaluationReport(
         ids=labels.ids,
         is_lens=labels.is_lens,
@@ -99,11 +140,41 @@ def build_report(
         fpr_by_class=fpr_by_class,
         false_positives_by_class=false_positives,
         top_non_lenses_by_class=top,
+        at_completeness=at_completeness,
+    )
+
+
+def class_rates(scores: np.ndarray, labels: Labels, *, completeness: float) -> ClassRates:
+    """The false-positive rate, overall and per contaminant class, of scores (N,) at the
+    threshold keeping `completeness` of the lenses; labels must have classes."""
+    if labels.classes is None:
+        raise EvaluationError("class rates need labels with a class column")
+    threshold = threshold_at_completeness(scores, labels.is_lens, completeness=completeness)
+    selected = np.asarray(scores) >= threshold
+    non = ~labels.is_lens
+    fpr, counts = {}, {}
+    for name in sorted({str(c) for c in labels.classes[non]}):
+        members = (labels.classes == name) & non
+        fpr[name] = float(selected[members].mean())
+        counts[name] = int(selected[members].sum())
+    return ClassRates(
+        completeness=completeness,
+        threshold=threshold,
+        fpr=float(selected[non].mean()),
+        false_positives=int(selected[non].sum()),
+        fpr_by_class=fpr,
+        false_positives_by_class=counts,
     )
 
 
 def write_report_json(report: EvaluationReport, path: Path) -> Path:
-    """Write `{"ensemble": {...}, "<member>": {...}}` as indented JSON, atomically; the path."""
+    """Write `{"ensemble": {...}, "<member>": {...}}` as indented JSON, atomically; the path.
+
+    A report with purity tables also gets `"purity": {...}` (PurityReport.as_dict) last.
+    """
     path = Path(path)
-    write_text(path, json.dumps(report.as_dict(), indent=2) + "\n")
+    data: dict[str, Any] = dict(report.as_dict())
+    if report.purity is not None:
+        data["purity"] = report.purity.as_dict()
+    write_text(path, json.dumps(data, indent=2) + "\n")
     return path

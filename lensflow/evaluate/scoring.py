@@ -2,7 +2,8 @@
 
 The store is read through `lensflow.cutouts` in blocks of whole groups (the next block read
 while this one is scored), each member runs through ONNX Runtime sessions from
-`lensflow.sessions`, and the ensemble score is `lensflow.ensemble.ensemble_mean` of the members.
+`lensflow.sessions`, and the ensemble score is `lensflow.ensemble.ensemble_score` of the members
+(the manifest's fitted combination, with the plain mean beside it as "mean"; else the mean).
 """
 
 from __future__ import annotations
@@ -18,9 +19,18 @@ from typing import Any
 
 import numpy as np
 
+from lensflow.calibration import lens_probability
 from lensflow.cutouts import group_length, list_groups, open_store, read_group
-from lensflow.ensemble import DEFAULT_BATCH, ENSEMBLE, check_ensemble_inputs, ensemble_mean
+from lensflow.ensemble import (
+    DEFAULT_BATCH,
+    ENSEMBLE,
+    MEAN,
+    check_ensemble_inputs,
+    ensemble_mean,
+    ensemble_score,
+)
 from lensflow.errors import EvaluationError
+from lensflow.evaluate.purity import PurityReport, purity_report
 from lensflow.evaluate.report import EvaluationReport, build_report
 from lensflow.labels import check_same_ids, read_labels
 from lensflow.registry import ModelManifest, load_manifest
@@ -95,15 +105,17 @@ def evaluate_store(
     manifest: Path | None = None,
     batch: int = DEFAULT_BATCH,
     workers: int = 1,
+    prior: float | None = None,
 ) -> EvaluationReport:
-    """Score every cutout of a store with each member and the ensemble mean; compute metrics.
+    """Score every cutout of a store with each member and the ensemble; compute metrics.
 
     store: a Zarr cutout store, any groups; labels: Parquet with id, is_lens (and class).
     manifest: a models manifest (the shipped one when None). Every cutout id must have a label
     and every label a cutout. workers: ONNX Runtime sessions per member run side by side on
     parts of each block of cutouts, each with cpu_count / workers threads (small sessions scale
     better on many cores than one wide one). The report's score_seconds hold each member's
-    scoring time.
+    scoring time. prior: a prior lens rate (0 < p < 1); with it the report holds the purity
+    tables of p_lens (manifest with a calibration) or of the ensemble score.
     """
     store, labels = Path(store), Path(labels)
     models = load_manifest(manifest, verify=True)
@@ -129,8 +141,11 @@ def evaluate_store(
     ids = np.concatenate(parts_ids)
     order = np.argsort(ids, kind="stable")
     check_same_ids(ids[order], truth, store=store, path=labels)
-    scores = {name: np.concatenate(parts)[order] for name, parts in parts_scores.items()}
-    scores[ENSEMBLE] = ensemble_mean(scores)
+    members = {name: np.concatenate(parts)[order] for name, parts in parts_scores.items()}
+    scores = {ENSEMBLE: ensemble_score(members, models=models.ensemble)}
+    if models.ensemble.combination is not None:
+        scores[MEAN] = ensemble_mean(members)
+    scores |= members
     logger.info(
         "%s: %d cutouts scored, %s",
         store,
@@ -138,4 +153,16 @@ def evaluate_store(
         ", ".join(f"{n} {ids.size / max(t, 1e-9):.0f}/s" for n, t in seconds.items()),
     )
     report = build_report(truth, scores, threshold=models.ensemble.threshold)
-    return dataclasses.replace(report, score_seconds=seconds)
+    purity = None if prior is None else ensemble_purity(report, models, prior=prior)
+    return dataclasses.replace(report, score_seconds=seconds, purity=purity)
+
+
+def ensemble_purity(
+    report: EvaluationReport, models: ModelManifest, *, prior: float
+) -> PurityReport:
+    """Purity tables of the report's ensemble at prior: of p_lens when the manifest has a
+    calibration, else of the ensemble score itself."""
+    calibration = models.ensemble.calibration
+    values = report.scores[ENSEMBLE]
+    p_lens = None if calibration is None else lens_probability(values, calibration, prior=prior)
+    return purity_report(values, report.is_lens, prior=prior, p_lens=p_lens)

@@ -1,4 +1,9 @@
-"""`lensflow export`: every finished partition's candidates, ranked, in one table or catalog."""
+"""`lensflow export`: every finished partition's candidates, ranked, in one table or catalog.
+
+Rows are ranked by ensemble_score and cut at min_score; every candidate column travels with
+them, p_lens (the calibrated lens probability at the scan's prior) included when the scan's
+manifest had a calibration.
+"""
 
 from __future__ import annotations
 

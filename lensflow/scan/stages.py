@@ -25,7 +25,7 @@ from lensflow.catalog import Catalog, read_partition
 from lensflow.config import ScanConfig
 from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.cuts import Cut
-from lensflow.ensemble import score_cutouts
+from lensflow.ensemble import P_LENS, score_cutouts
 from lensflow.errors import LensflowError
 from lensflow.photometry import photometry_features, score_photometry
 from lensflow.regions import Region, usable_coordinates
@@ -146,9 +146,14 @@ def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
         name: pc.fill_null(table[column].cast(pa.float32()), np.nan).to_numpy()
         for name, column in feature_columns.items()
     }
-    features = photometry_features(values, context.manifest.photometry.features)
-    usable = good_coords & np.isfinite(features).all(axis=1)
-    rejected["missing_magnitude"] = int((good_coords & ~usable).sum())
+    names = context.manifest.photometry.features
+    features = photometry_features(values, names)
+    finite = np.isfinite(features)
+    usable = good_coords & finite.all(axis=1)
+    magnitudes = np.array([name.startswith(("mag_", "magerr_", "psfmag_")) for name in names])
+    magnitude_ok = finite[:, magnitudes].all(axis=1)
+    rejected["missing_magnitude"] = int((good_coords & ~magnitude_ok).sum())
+    rejected["missing_morphology"] = int((good_coords & magnitude_ok & ~usable).sum())
 
     scores = np.full(table.num_rows, np.nan, dtype=np.float32)
     if usable.any():
@@ -222,7 +227,10 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
         rejected["bad_cutout"] = int((~finite).sum())
         found_ids, images = found_ids[finite], images[finite]
     scores = score_cutouts(
-        images, manifest=context.manifest, batch=context.config.ensemble.batch_size
+        images,
+        manifest=context.manifest,
+        batch=context.config.ensemble.batch_size,
+        prior_lens_rate=context.config.ensemble.prior_lens_rate,
     )
     order = np.argsort(ids)
     rows = order[np.searchsorted(ids[order], found_ids)]
@@ -236,6 +244,7 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
         ensemble_score=scores["ensemble"],
         model_versions=context.manifest.versions(),
         fingerprint=context.fingerprint,
+        p_lens=scores.get(P_LENS),
     )
     path, digest = write_candidates(candidates, root=context.output, pixel=pixel)
     above = int((scores["ensemble"] >= context.ensemble_threshold).sum())

@@ -101,6 +101,10 @@ def fingerprint_parts(
     }
     if region is not None:
         parts["sky"] = region.identity
+    for name, table in manifest.ensemble_tables().items():  # absent tables: as it always was
+        parts[f"ensemble_{name}"] = canonical_hash(table)
+    if manifest.ensemble.calibration is not None:
+        parts["prior_lens_rate"] = config.ensemble.prior_lens_rate
     return parts
 
 

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+import numpy.typing as npt
 from frozendict import frozendict
 
 from lensflow.simulate.geometry import FloatArray
@@ -53,6 +54,16 @@ def red_colours(rng: np.random.Generator, z: float) -> Colours:
         float(np.interp(z, _RED_Z, _RED_GR) + rng.normal(0.0, 0.05)),
         float(np.interp(z, _RED_Z, _RED_RI) + rng.normal(0.0, 0.05)),
         float(np.interp(z, _RED_Z, _RED_IZ) + rng.normal(0.0, 0.05)),
+    )
+
+
+def red_sequence(z: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Mean (g-r, r-i, i-z) of early-type galaxies at redshifts z (red_colours without scatter)."""
+    z = np.asarray(z, dtype=np.float64)
+    return (
+        np.interp(z, _RED_Z, _RED_GR),
+        np.interp(z, _RED_Z, _RED_RI),
+        np.interp(z, _RED_Z, _RED_IZ),
     )
 
 

@@ -8,7 +8,9 @@ the survey profile's; the colour laws give light in g, r, i and z, and every lig
 profile's other bands here, in one place (`lensflow.simulate.colours.in_bands`; a bright star's
 halo gets them where it is drawn, since the artefact class measures it in every image band).
 A lens's acceptance test sees the laws' four bands only. Magnitudes are normalised in r, so a
-profile without r cannot be simulated (`check_survey`).
+profile without r cannot be simulated (`check_survey`). The population (`population.py`) picks
+the drawers, field galaxies, PSF shapes and noise; "classic" is the default and draws exactly
+what it always drew; "wide" draws its PSF shapes and coadd noise after the centre.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy.typing as npt
 from frozendict import frozendict
 
 from lensflow.errors import SimulationError
+from lensflow.simulate.coadd_noise import CoaddNoise, draw_coadd_noise
 from lensflow.simulate.colours import in_bands, scaled_fluxes
 from lensflow.simulate.draw_base import DrawContext, Drawn, uniform
 from lensflow.simulate.draw_galaxies import (
@@ -39,7 +42,15 @@ from lensflow.simulate.draw_lookalikes import (
     draw_ring,
 )
 from lensflow.simulate.draw_stars import draw_artefact, draw_star, extra_artefacts
+from lensflow.simulate.field_counts import counted_field_galaxies
 from lensflow.simulate.observe import Artefact, StarHalo
+from lensflow.simulate.population import (
+    DEFAULT_POPULATION,
+    WIDE_DRAWERS,
+    WIDE_VARIANTS,
+    check_population,
+)
+from lensflow.simulate.psf_shapes import draw_psf_shapes
 from lensflow.simulate.scene import (
     DEFAULT_CRITERIA,
     Component,
@@ -146,16 +157,25 @@ def draw_scene(
     survey: Survey | None = None,
     mag_r: float | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
+    population: str = DEFAULT_POPULATION,
+    variant: str | None = None,
 ) -> Scene:
     """Draw a scene of a class from a seed: parameters only (lenses: plus an acceptance render).
 
     mag_r fixes the r magnitude of the catalogued system (for a lens, lens plus magnified source;
     for an artefact, its flux in a 1 arcsec aperture). Lenses are redrawn until they meet
     `criteria`, deterministically from the seed; the floors are written into params. survey:
-    the profile (default: lsst).
+    the profile (default: lsst). population: "classic" or "wide"; variant: the wide class's
+    variant to draw (None: by chance; see `population.WIDE_VARIANTS`).
     """
     survey = survey or survey_profile()
     check_survey(survey)
+    wide = check_population(population) == "wide"
+    if variant is not None and variant not in (WIDE_VARIANTS.get(kind, ()) if wide else ()):
+        raise SimulationError(
+            f"class {kind!r} of population {population!r} has no variant {variant!r}; "
+            f"it has {list(WIDE_VARIANTS.get(kind, ())) if wide else []}"
+        )
     seeds = seed_tuple(seed)
     rng = scene_rng(seeds, kind, 0)
     seeing = _seeing(rng, survey)
@@ -163,14 +183,20 @@ def draw_scene(
     half_pixel = 0.5 * survey.pixel_scale_arcsec
     x0, y0 = (float(v) for v in rng.uniform(-half_pixel, half_pixel, size=2))
     ctx = DrawContext(rng, survey, mag_r, criteria, seeing, psf_model, x0, y0)
-    drawn = DRAWERS[kind](ctx)
+    noise: frozendict[str, CoaddNoise] = frozendict()
+    if wide:
+        psf = draw_psf_shapes(rng, survey.bands)
+        noise = frozendict({b: draw_coadd_noise(rng) for b in survey.bands})
+        ctx = replace(ctx, psf=psf, population=population, variant=variant)
+    drawn = (WIDE_DRAWERS if wide else DRAWERS)[kind](ctx)
     drawn.components = _in_survey_bands(drawn.components, survey)
     drawn.points = _in_survey_bands(drawn.points, survey)
     drawn.artefacts = _in_survey_bands(drawn.artefacts, survey)
     if mag_r is not None and drawn.scale_to_mag_r:
         _scaled_to_mag_r(drawn, mag_r)
     mag = drawn.mag if drawn.mag is not None else _system_mag(drawn, survey.catalog_bands)
-    components = drawn.components + _in_survey_bands(field_galaxies(ctx), survey)
+    field = counted_field_galaxies(ctx) if wide else field_galaxies(ctx)
+    components = drawn.components + _in_survey_bands(field, survey)
     artefacts = drawn.artefacts + _in_survey_bands(extra_artefacts(ctx), survey)
     size = drawn.size if drawn.size is not None else 0.0
     return Scene(
@@ -187,6 +213,10 @@ def draw_scene(
         seeing=seeing,
         psf_model=psf_model,
         artefacts=tuple(artefacts),
+        psf_shapes=ctx.psf,
+        noise=noise,
+        population=population,
+        variant=drawn.variant,
     )
 
 
@@ -197,10 +227,12 @@ def simulate_cutouts(
     seed: int,
     survey: Survey | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
+    population: str = DEFAULT_POPULATION,
 ) -> tuple[list[Scene], npt.NDArray[np.float32]]:
     """Draw and render one scene per (kind, id), seeded by (seed, id): chunking-independent.
 
-    Returns the scenes and images float32 (N, bands, n, n) in nJy (default survey: lsst).
+    Returns the scenes and images float32 (N, bands, n, n) in nJy (default survey: lsst;
+    population: "classic" or "wide").
     """
     survey = survey or survey_profile()
     id_array = np.asarray(ids, dtype=np.int64).reshape(-1)
@@ -210,7 +242,9 @@ def simulate_cutouts(
     images = np.empty((id_array.size, len(survey.bands), n, n), dtype=np.float32)
     scenes = []
     for k, (kind, ident) in enumerate(zip(kinds, id_array.tolist(), strict=True)):
-        scene = draw_scene(kind, seed=(seed, ident), survey=survey, criteria=criteria)
+        scene = draw_scene(
+            kind, seed=(seed, ident), survey=survey, criteria=criteria, population=population
+        )
         images[k] = render_scene(scene, survey=survey)
         scenes.append(scene)
     return scenes, images

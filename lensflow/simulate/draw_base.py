@@ -10,6 +10,7 @@ Magnitudes are AB, radii in arcsec, angles in radians.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from lensflow.simulate.geometry import (
 from lensflow.simulate.lensing import LensModel
 from lensflow.simulate.light import GaussianClumps
 from lensflow.simulate.observe import Artefact
+from lensflow.simulate.psf_shapes import PSFShape
 from lensflow.simulate.scene import Component, LensCriteria, PointSource
 from lensflow.simulate.sersic import SersicEllipse
 from lensflow.surveys import Survey
@@ -39,7 +41,12 @@ IntRange = tuple[int, int]
 
 @dataclass
 class DrawContext:
-    """The state a drawer draws from: random stream, survey, requested mag, seeing, centre."""
+    """The state a drawer draws from: random stream, survey, requested mag, seeing, centre.
+
+    psf: per-band PSF shapes (the wide population's; empty: round psf_model PSFs);
+    population: the simulator's population; variant: a sub-kind the drawer must draw (None:
+    drawn by chance).
+    """
 
     rng: np.random.Generator
     survey: Survey
@@ -49,6 +56,9 @@ class DrawContext:
     psf_model: str
     x0: float
     y0: float
+    psf: Mapping[str, PSFShape] = field(default_factory=frozendict)
+    population: str = "classic"
+    variant: str | None = None
 
     def fwhm(self, band: str) -> float:
         """PSF FWHM (arcsec) of a band: the survey's times the drawn seeing."""
@@ -68,6 +78,7 @@ class Drawn:
     size: float | None = None
     scale_to_mag_r: bool = True
     mag: dict[str, float] | None = None
+    variant: str = ""
 
 
 def uniform(rng: np.random.Generator, bounds: Range) -> float:

@@ -1,5 +1,6 @@
 """A gallery of simulated cutouts: one row per class, asinh RGB composites of the profile's three
-reddest image bands (lsst: i -> R, r -> G, g -> B)."""
+reddest image bands (lsst: i -> R, r -> G, g -> B). In the wide population a class with
+variants gets one row per variant (`population.WIDE_VARIANTS`), so each can be seen."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 
 from lensflow.errors import SimulationError
 from lensflow.simulate.draw import check_survey, draw_scene
+from lensflow.simulate.population import DEFAULT_POPULATION, WIDE_VARIANTS, check_population
 from lensflow.simulate.scene import CLASSES, class_index, render_scene
 from lensflow.surveys import Survey, survey_profile
 
@@ -70,6 +72,13 @@ def gallery_shape(per_class: int, n_classes: int = len(CLASSES)) -> tuple[int, i
     return height, width
 
 
+def gallery_rows(classes: Sequence[str], population: str) -> list[tuple[str, str | None]]:
+    """(class, variant) of each row: one per class, or per variant of a wide class."""
+    if check_population(population) != "wide":
+        return [(kind, None) for kind in classes]
+    return [(kind, v) for kind in classes for v in WIDE_VARIANTS.get(kind, (None,))]
+
+
 def make_gallery(
     out_png: Path,
     *,
@@ -77,11 +86,13 @@ def make_gallery(
     per_class: int = 6,
     survey: Survey | None = None,
     classes: Sequence[str] = CLASSES,
+    population: str = DEFAULT_POPULATION,
 ) -> Path:
-    """Write a PNG with one row per class of `per_class` rendered cutouts; returns its path.
+    """Write a PNG with one row per class (wide: per class variant) of `per_class` rendered
+    cutouts; returns its path.
 
     The cutout in row c, column j is seeded (seed, class index, j); survey: the profile
-    (default: lsst), shown in its three reddest image bands.
+    (default: lsst), shown in its three reddest image bands; population: "classic" or "wide".
     """
     import matplotlib
 
@@ -93,18 +104,27 @@ def make_gallery(
     survey = survey or survey_profile()
     check_survey(survey)
     rgb = rgb_bands(survey)
-    height, width = gallery_shape(per_class, len(classes))
+    rows = gallery_rows(classes, population)
+    height, width = gallery_shape(per_class, len(rows))
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     panel_w = PANEL_INCHES * DPI / width
     panel_h = PANEL_INCHES * DPI / height
     left = LABEL_INCHES * DPI / width
-    for row, kind in enumerate(classes):
+    for row, (kind, variant) in enumerate(rows):
         bottom = 1.0 - (row + 1) * panel_h
         label = fig.add_axes((0.0, bottom, left, panel_h))
         label.axis("off")
-        label.text(0.95, 0.5, kind.replace("_", " "), ha="right", va="center", fontsize=10)
+        name = kind if variant is None else f"{kind}\n{variant}"
+        size = 10 if variant is None else 8
+        label.text(0.95, 0.5, name.replace("_", " "), ha="right", va="center", fontsize=size)
         for col in range(per_class):
-            scene = draw_scene(kind, seed=(seed, class_index(kind), col), survey=survey)
+            scene = draw_scene(
+                kind,
+                seed=(seed, class_index(kind), col),
+                survey=survey,
+                population=population,
+                variant=variant,
+            )
             image = render_scene(scene, survey=survey)
             ax = fig.add_axes((left + col * panel_w, bottom, panel_w, panel_h))
             ax.imshow(asinh_rgb(image, bands=survey.bands, rgb=rgb), interpolation="nearest")

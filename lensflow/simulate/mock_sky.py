@@ -4,7 +4,8 @@ The profile (default lsst, the LSST-like mock survey) gives the image and catalo
 catalog's own column names, the cutout store's attributes and the scan config's column map and
 cut. Sources fill a ~5 degree field with clustered positions (so partitions come at mixed
 orders), magnitudes from number-count laws, classes from the sky's natural mix, and `n_lenses`
-lens systems. Catalog photometry is measured from the same scenes the cutouts show. The imaging
+lens systems. Catalog photometry is measured from the same scenes the cutouts show, and their
+morphology (PSF magnitudes, sizes, extendedness) on those scenes' pixels. The imaging
 store holds cutouts of galaxies brighter than `cutout_mag_limit` (r) and of every lens, as a
 survey's cutout service covers its galaxy sample; a scan counts any row without a cutout. With
 `tiles`, a compact field's coadd patches (tiles.py) take the store's place.
@@ -98,26 +99,22 @@ def _source_scene(kind: str, mag_r: float, object_id: int, seed: int, survey: Su
 def _catalog_rows(
     kinds: np.ndarray, mags_r: np.ndarray, ids: np.ndarray, seed: int, survey: Survey
 ) -> pd.DataFrame:
-    """Draw each source's scene and measure its catalog photometry (mag_, magerr_, psf_mag_
-    per catalog band)."""
-    from lensflow.simulate import observe_magnitudes
+    """Draw each source's scene and measure its catalog row (mag_, magerr_, psf_mag_, size_
+    per catalog band, extendedness; `observe_catalog`)."""
+    from lensflow.simulate.photometry import observe_catalog
 
     rows = []
     for kind, mag_r, object_id in zip(kinds, mags_r, ids, strict=True):
         scene = _source_scene(kind, mag_r, object_id, seed, survey)
         rng = np.random.default_rng((seed, int(object_id), 1))
-        observed, errors = observe_magnitudes(scene, rng=rng, survey=survey)
-        fwhm = survey.psf_fwhm_arcsec["r"]
-        psf_excess = (
-            2.5 * np.log10(1.0 + (scene.size_arcsec / (0.6 * fwhm)) ** 2) if scene.extended else 0.0
-        )
+        entry = observe_catalog(scene, rng=rng, survey=survey)
         row = {"kind": scene.kind, "is_lens": scene.is_lens, "size": scene.size_arcsec}
         for band in survey.catalog_bands:
-            row[f"mag_{band}"] = observed[band]
-            row[f"magerr_{band}"] = errors[band]
-            row[f"psf_mag_{band}"] = (
-                observed[band] + psf_excess + rng.normal(0, errors[band] or 0.0)
-            )
+            row[f"mag_{band}"] = entry.mags[band]
+            row[f"magerr_{band}"] = entry.errors[band]
+            row[f"psf_mag_{band}"] = entry.psf_mags[band]
+            row[f"size_{band}"] = entry.sizes[band]
+        row["extendedness"] = entry.extendedness
         row["extended"] = scene.extended
         row["true_mag_r"] = scene.mag["r"]
         row["params"] = dict(scene.params)
@@ -125,7 +122,7 @@ def _catalog_rows(
     return pd.DataFrame(rows)
 
 
-CATALOG_CHUNK = 5_000
+CATALOG_CHUNK = 1_000
 
 
 def _simulate_catalog(
@@ -278,8 +275,8 @@ def _catalog_frame(
     rows: pd.DataFrame, ids: np.ndarray, ra: np.ndarray, dec: np.ndarray, survey: Survey
 ) -> pd.DataFrame:
     """The catalog's columns under the survey's own names: id, ra, dec, then per band the
-    magnitudes, their errors and the PSF magnitudes, then extendedness and a flag (set for
-    sources brighter than r = 16.5, as a survey flags saturated ones)."""
+    magnitudes, their errors, the PSF magnitudes and the sizes, then the measured extendedness
+    and a flag (set for sources brighter than r = 16.5, as a survey flags saturated ones)."""
     names, bands = survey.columns, survey.catalog_bands
     per_band = {
         names.band(template, b): rows[f"{template}_{b}"].to_numpy()
@@ -292,7 +289,7 @@ def _catalog_frame(
             names.ra: ra,
             names.dec: dec,
             **per_band,
-            names.extendedness: rows["extended"].to_numpy().astype(np.float32),
+            names.extendedness: rows["extendedness"].to_numpy().astype(np.float32),
             names.flags: np.where(rows["mag_r"].to_numpy() < 16.5, 1, 0).astype(np.int16),
         }
     )
@@ -403,6 +400,8 @@ def _write_config(out: Path, survey: Survey, *, tiles: bool = False) -> Path:
                 "dec": names.dec,
                 **{f"mag_{b}": names.band("mag", b) for b in bands},
                 **{f"magerr_{b}": names.band("magerr", b) for b in bands},
+                **{f"psfmag_{b}": names.band("psf_mag", b) for b in bands},
+                **{f"size_{b}": names.band("size", b) for b in bands},
                 "extendedness": names.extendedness,
                 "flags": names.flags,
             },

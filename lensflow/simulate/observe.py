@@ -20,6 +20,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 
 from lensflow.errors import SimulationError
+from lensflow.simulate.coadd_noise import CoaddNoise, correlated_noise
 from lensflow.simulate.geometry import FloatArray
 from lensflow.simulate.light import GaussianPSF, LightProfile, MoffatPSF
 from lensflow.simulate.render import pixel_centres, render_adaptive
@@ -100,6 +101,20 @@ def add_noise(
     return image + rng.standard_normal(image.shape) * noise_sigma(
         image, sky_sigma=sky_sigma, gain=gain
     )
+
+
+def add_coadd_noise(
+    image: FloatArray,
+    *,
+    sky_sigma: float,
+    gain: float,
+    rng: np.random.Generator,
+    noise: CoaddNoise,
+) -> FloatArray:
+    """image + noise of the same per-pixel sigma as `add_noise`, correlated as a resampled
+    coadd's (`lensflow.simulate.coadd_noise`)."""
+    field = correlated_noise(rng, image.shape, noise)
+    return image + field * noise_sigma(image, sky_sigma=sky_sigma, gain=gain)
 
 
 def saturate(image: FloatArray, level: float) -> FloatArray:
@@ -315,14 +330,21 @@ def observe_band(
     psf_model: str,
     artefacts: tuple[Artefact, ...],
     rng: np.random.Generator,
+    noise: CoaddNoise | None = None,
 ) -> FloatArray:
-    """Noiseless PSF-convolved signal (n, n) -> observed image: artefacts, noise, saturation."""
+    """Noiseless PSF-convolved signal (n, n) -> observed image: artefacts, noise, saturation.
+
+    noise: the coadd's correlated noise (None: white noise).
+    """
     for artefact in artefacts:
         if not artefact.after_noise:
             signal = artefact.draw(
                 signal, band=band, pixel_scale=pixel_scale, fwhm=fwhm, psf_model=psf_model
             )
-    image = add_noise(signal, sky_sigma=sky_sigma, gain=gain, rng=rng)
+    if noise is None:
+        image = add_noise(signal, sky_sigma=sky_sigma, gain=gain, rng=rng)
+    else:
+        image = add_coadd_noise(signal, sky_sigma=sky_sigma, gain=gain, rng=rng, noise=noise)
     image = saturate(image, saturation)
     for artefact in artefacts:
         if artefact.after_noise:

@@ -18,6 +18,7 @@ import numpy.typing as npt
 from frozendict import frozendict
 
 from lensflow.errors import SimulationError
+from lensflow.simulate.coadd_noise import CoaddNoise
 from lensflow.simulate.geometry import FloatArray
 from lensflow.simulate.lensing import LensModel
 from lensflow.simulate.light import LightProfile
@@ -28,6 +29,7 @@ from lensflow.simulate.observe import (
     point_source_image,
     psf_kernel,
 )
+from lensflow.simulate.psf_shapes import PSFShape, shaped_kernel, shaped_point_image
 from lensflow.simulate.render import render_adaptive
 from lensflow.surveys import Survey, frozen, survey_profile
 
@@ -159,7 +161,12 @@ class PointSource:
 
 @dataclass(frozen=True)
 class Scene:
-    """A drawn cutout: class, truth and everything needed to render it again, bit for bit."""
+    """A drawn cutout: class, truth and everything needed to render it again, bit for bit.
+
+    psf_shapes and noise (the wide population's) give a band its PSF shape and its coadd's
+    correlated noise; a band without them has the round psf_model PSF and white noise.
+    population names the simulator's population, variant the class's sub-kind (wide).
+    """
 
     kind: str
     is_lens: bool
@@ -174,6 +181,10 @@ class Scene:
     seeing: Mapping[str, float] = field(default_factory=frozendict)
     psf_model: str = "moffat"
     artefacts: tuple[Artefact, ...] = ()
+    psf_shapes: Mapping[str, PSFShape] = field(default_factory=frozendict)
+    noise: Mapping[str, CoaddNoise] = field(default_factory=frozendict)
+    population: str = "classic"
+    variant: str = ""
 
     def psf_fwhm(self, band: str, survey: Survey | None = None) -> float:
         """This scene's PSF FWHM in a band (arcsec): the survey's (default lsst) times the drawn
@@ -259,12 +270,23 @@ def _component_templates(
 
 def _psf_kernels(scene: Scene, survey: Survey) -> FloatArray:
     """PSF kernels (bands, k, k) of the scene in each image band."""
-    return np.stack(
-        [
-            psf_kernel(scene.psf_model, scene.psf_fwhm(b, survey), survey.pixel_scale_arcsec)
-            for b in survey.bands
-        ]
-    )
+    kernels = []
+    for b in survey.bands:
+        fwhm, shape = scene.psf_fwhm(b, survey), scene.psf_shapes.get(b)
+        if shape is None:
+            kernels.append(psf_kernel(scene.psf_model, fwhm, survey.pixel_scale_arcsec))
+        else:
+            kernels.append(shaped_kernel(shape, fwhm, survey.pixel_scale_arcsec))
+    return np.stack(kernels)
+
+
+def point_image(scene: Scene, band: str, x: float, y: float, survey: Survey) -> FloatArray:
+    """A unit-flux point source at (x, y) arcsec seen through the scene's PSF in a band, (n, n)."""
+    n, scale = survey.cutout_size, survey.pixel_scale_arcsec
+    fwhm, shape = scene.psf_fwhm(band, survey), scene.psf_shapes.get(band)
+    if shape is None:
+        return point_source_image(scene.psf_model, fwhm, x, y, n=n, pixel_scale=scale)
+    return shaped_point_image(shape, fwhm, x, y, n=n, pixel_scale=scale)
 
 
 def scene_signal(
@@ -274,7 +296,7 @@ def scene_signal(
     survey: Survey,
 ) -> FloatArray:
     """Noiseless PSF-convolved images (bands, n, n) of some of a scene's light, nJy per pixel."""
-    n, scale = survey.cutout_size, survey.pixel_scale_arcsec
+    n = survey.cutout_size
     out = np.zeros((len(survey.bands), n, n))
     if components:
         templates = _component_templates(components, scene.lens, survey)
@@ -285,10 +307,7 @@ def scene_signal(
         for k, band in enumerate(survey.bands):
             flux = point.flux.get(band, 0.0)
             if flux:
-                fwhm = scene.psf_fwhm(band, survey)
-                out[k] += flux * point_source_image(
-                    scene.psf_model, fwhm, point.x, point.y, n=n, pixel_scale=scale
-                )
+                out[k] += flux * point_image(scene, band, point.x, point.y, survey)
     return out
 
 
@@ -321,5 +340,6 @@ def render_scene(scene: Scene, *, survey: Survey | None = None) -> npt.NDArray[n
             psf_model=scene.psf_model,
             artefacts=scene.artefacts,
             rng=rng,
+            noise=scene.noise.get(band),
         )
     return out

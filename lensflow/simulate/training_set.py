@@ -20,6 +20,7 @@ import pyarrow as pa
 from lensflow.errors import SimulationError
 from lensflow.labels import label_schema, write_labels
 from lensflow.simulate.draw import check_survey, simulate_cutouts
+from lensflow.simulate.population import DEFAULT_POPULATION, check_population
 from lensflow.simulate.scene import (
     DEFAULT_CRITERIA,
     LENS_PARAMS,
@@ -106,16 +107,19 @@ def simulate_chunk(
     seed: int,
     survey: Survey | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
+    population: str = DEFAULT_POPULATION,
 ) -> list[LabelRow]:
     """Simulate one chunk, write it as a group of the store, return its label rows (a task).
 
-    survey: the profile (default: lsst).
+    survey: the profile (default: lsst); population: the simulator's ("classic" or "wide").
     """
     from lensflow.cutouts import write_group
 
     survey = survey or survey_profile()
     id_array = np.asarray(ids, dtype=np.int64)
-    scenes, images = simulate_cutouts(kinds, id_array, seed=seed, survey=survey, criteria=criteria)
+    scenes, images = simulate_cutouts(
+        kinds, id_array, seed=seed, survey=survey, criteria=criteria, population=population
+    )
     write_group(Path(store), group, ids=id_array, images=images)
     return [label_row(int(i), s, survey) for i, s in zip(id_array.tolist(), scenes, strict=True)]
 
@@ -133,18 +137,23 @@ def make_training_set(
     criteria: LensCriteria = DEFAULT_CRITERIA,
     overwrite: bool = False,
     progress: bool = True,
+    population: str = DEFAULT_POPULATION,
 ) -> TrainingSet:
     """Simulate a labelled set into out/cutouts.zarr and out/labels.parquet.
 
     Non-lens classes follow `mix` (default TRAINING_MIX, the confusing classes boosted). With a
     Dask client, chunks of `chunk_size` ids run as tasks (each writes its group); otherwise they
     run here. The result does not depend on the chunking or the cluster. survey: the profile
-    (default: lsst); the store's attributes and the labels' bands are its.
+    (default: lsst); the store's attributes and the labels' bands are its. population: the
+    simulator's ("classic" or "wide"), recorded in the store's attribute "population".
     """
+    import zarr
+
     from lensflow.cutouts import create_store
 
     survey = survey or survey_profile()
     check_survey(survey)
+    check_population(population)
     if chunk_size < 1:
         raise SimulationError(f"chunk_size must be >= 1, got {chunk_size}")
     kinds = plan_classes(
@@ -158,6 +167,7 @@ def make_training_set(
         )
     out.mkdir(parents=True, exist_ok=True)
     create_store(store, **survey.store_attributes(), overwrite=True)
+    zarr.open_group(str(store), mode="r+").attrs["population"] = population
     ids = np.arange(len(kinds), dtype=np.int64)
     n_chunks = math.ceil(len(kinds) / chunk_size)
     chunks = [
@@ -183,13 +193,16 @@ def make_training_set(
                     seed=seed,
                     survey=survey,
                     criteria=criteria,
+                    population=population,
                 )
                 bar.advance(task, len(chunk_ids))
         else:
             from dask.base import tokenize
             from distributed import as_completed
 
-            token = tokenize(str(store.resolve()), seed, survey, criteria, kinds, chunk_size)
+            token = tokenize(
+                str(store.resolve()), seed, survey, criteria, kinds, chunk_size, population
+            )
             futures = client.map(
                 simulate_chunk,
                 [store] * n_chunks,
@@ -199,6 +212,7 @@ def make_training_set(
                 seed=seed,
                 survey=survey,
                 criteria=criteria,
+                population=population,
                 key=[f"simulate-chunk-{token}-{c:06d}" for c in range(n_chunks)],
             )
             for future in as_completed(futures):

@@ -39,8 +39,8 @@ STORE_UNITS: Final = "nJy"
 STORE_ZERO_POINT_AB: Final = 31.4
 """What a cutout store holds: nJy, whatever the survey's coadds hold."""
 
-BandTemplate = Literal["mag", "magerr", "psf_mag"]
-BAND_TEMPLATES: tuple[BandTemplate, ...] = ("mag", "magerr", "psf_mag")
+BandTemplate = Literal["mag", "magerr", "psf_mag", "size"]
+BAND_TEMPLATES: tuple[BandTemplate, ...] = ("mag", "magerr", "psf_mag", "size")
 """The per-band column templates of a catalog (`CatalogColumns`)."""
 
 
@@ -222,8 +222,8 @@ class CoaddTable(_Table):
 
 
 class CatalogColumns(_Table):
-    """[columns]: the survey catalog's own column names; mag, magerr and psf_mag are per-band
-    templates containing "{band}" ("{band}KronMag")."""
+    """[columns]: the survey catalog's own column names; mag, magerr, psf_mag and size (the
+    PSF-corrected size, arcsec) are per-band templates containing "{band}" ("{band}KronMag")."""
 
     id: str
     ra: str
@@ -231,10 +231,11 @@ class CatalogColumns(_Table):
     mag: str
     magerr: str
     psf_mag: str
+    size: str = "size_{band}"
     extendedness: str
     flags: str
 
-    @field_validator("mag", "magerr", "psf_mag")
+    @field_validator("mag", "magerr", "psf_mag", "size")
     @classmethod
     def _template(cls, value: str) -> str:
         if "{band}" not in value:

@@ -8,9 +8,16 @@ Relative paths in a TOML file are relative to that file, a survey profile's file
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError
@@ -74,7 +81,8 @@ class CutoutSet(_Frozen):
     otherwise the set is simulated into `folder` (default: the run's work folder) once and
     reused while the spec is unchanged. seeing_factor and depth_mag simulate it in a shifted
     survey (`Survey.shifted` of the config's profile: PSF FWHM x seeing_factor, depth_mag < 0
-    shallower).
+    shallower). population: the simulator's ("classic" or "wide"); the spec holds it when it is
+    not "classic" (so specs, and sets cached, from before it existed stay valid).
     """
 
     n_lenses: int = Field(default=4000, gt=0)
@@ -83,6 +91,7 @@ class CutoutSet(_Frozen):
     mix: Literal["training", "natural"] = "training"
     seeing_factor: float = Field(default=1.0, gt=0.0)
     depth_mag: float = 0.0
+    population: Literal["classic", "wide"] = "classic"
     store: Path | None = None
     labels: Path | None = None
     folder: Path | None = None
@@ -104,6 +113,8 @@ class CutoutSet(_Frozen):
         }
         if self.shifted:
             spec |= {"seeing_factor": self.seeing_factor, "depth_mag": self.depth_mag}
+        if self.population != "classic":
+            spec["population"] = self.population
         return spec
 
 
@@ -114,6 +125,39 @@ class EvaluationSet(CutoutSet):
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+
+
+class LabelledStore(_Frozen):
+    """A labelled cutout store mixed into the training set, such as an injection set
+    (`lensflow simulate inject`): `labels` defaults to labels.parquet beside the store."""
+
+    store: Path
+    labels: Path | None = None
+
+    @property
+    def labels_path(self) -> Path:
+        """The labels file: `labels`, else labels.parquet beside the store."""
+        return self.labels if self.labels is not None else self.store.parent / "labels.parquet"
+
+
+class TrainingSetConfig(CutoutSet):
+    """The training set: a CutoutSet plus `extra` labelled stores appended to it when loaded
+    (`[[training_set.extra]]`), each with the same bands, size, pixel scale and units."""
+
+    extra: tuple[LabelledStore, ...] = ()
+
+    def simulated(self) -> CutoutSet:
+        """The set without its extra stores (what is simulated or read as the main set)."""
+        return CutoutSet.model_validate(self.model_dump(exclude={"extra"}))
+
+    def spec(self) -> dict[str, Any]:
+        """The CutoutSet's spec, plus the extra stores and labels when there are some."""
+        spec = super().spec()
+        if self.extra:
+            spec["extra"] = [
+                {"store": str(e.store), "labels": str(e.labels_path)} for e in self.extra
+            ]
+        return spec
 
 
 class MemberConfig(_Frozen):
@@ -130,7 +174,7 @@ class TrainConfig(_Surveyed):
     """`lensflow train ensemble --config train.toml`: CNN members, trained and exported."""
 
     members: tuple[MemberConfig, ...] = Field(min_length=1)
-    training_set: CutoutSet = CutoutSet()
+    training_set: TrainingSetConfig = TrainingSetConfig()
     test_set: CutoutSet | None = CutoutSet(n_lenses=1000, n_non_lenses=5000, seed=2)
     evaluation_sets: tuple[EvaluationSet, ...] = ()
     validation_fraction: float = Field(default=0.1, gt=0.0, lt=0.5)
@@ -156,6 +200,14 @@ class TrainConfig(_Surveyed):
     photometry_from: Path | None = None  # a manifest whose photometry gate the output takes
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     version: str = "1"
+
+    @field_validator("training_set", mode="before")
+    @classmethod
+    def _a_training_set(cls, value: Any) -> Any:
+        """A plain CutoutSet is a training set without extra stores."""
+        if isinstance(value, CutoutSet) and not isinstance(value, TrainingSetConfig):
+            return TrainingSetConfig.model_validate(value.model_dump())
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:
@@ -198,10 +250,27 @@ class CatalogCuts(_Frozen):
     max_mag_r: float = 22.5
 
 
+PHOTOMETRY_FEATURE = (
+    r"^(mag|colour|psf_minus_model|size|extendedness"
+    r"|(mag|magerr|psfmag|size|psf_minus_model)_[A-Za-z0-9]+|colour_[A-Za-z0-9]+_[A-Za-z0-9]+)$"
+)
+"""A gate feature: a group (mag, colour, psf_minus_model, size, extendedness) or one feature
+(mag_r, psfmag_g, size_i, colour_g_r, psf_minus_model_g, ...); see lensflow.train.gate."""
+
+
 class PhotometryConfig(_Surveyed):
-    """`lensflow train photometry --config photometry.toml`: the catalog-gate MLP."""
+    """`lensflow train photometry --config photometry.toml`: the catalog-gate MLP.
+
+    features: the gate's inputs (lensflow.train.gate), groups over the survey's catalog bands or
+    single features; the default, magnitudes and adjacent colours, needs no morphology.
+    simulation_workers: processes that measure the catalogs' morphology on pixels.
+    """
 
     name: str = "photometry_mlp"
+    features: tuple[Annotated[str, Field(pattern=PHOTOMETRY_FEATURE)], ...] = Field(
+        default=("mag", "colour"), min_length=1
+    )
+    simulation_workers: int = Field(default=1, gt=0)
     n_lenses: int = Field(default=4_000, gt=0)
     n_non_lenses: int = Field(default=40_000, gt=0)
     seed: int = 11

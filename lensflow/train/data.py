@@ -1,8 +1,7 @@
-"""Training data: labelled cutout stores in memory, augmentation, simulated catalogs.
+"""Training data: labelled cutout stores in memory, augmentation.
 
 Cutout sets are made by the simulator (`make_training_set`) once and reused while their spec
-is unchanged; the photometry gate learns from simulated catalog magnitudes of lens systems
-and of the galaxies that pass the catalog cuts.
+is unchanged; the photometry gate learns from simulated catalogs (`lensflow.train.catalogs`).
 """
 
 from __future__ import annotations
@@ -10,7 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterator, Mapping
+import math
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from lensflow.cutouts import StoreInfo, list_groups, open_store, read_group
 from lensflow.errors import TrainingError
 from lensflow.labels import Labels, check_same_ids, read_labels
 from lensflow.surveys import Survey
-from lensflow.train.config import CatalogCuts, CutoutSet
+from lensflow.train.config import CutoutSet, TrainingSetConfig
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -83,7 +83,10 @@ def ensure_cutout_set(
     The simulation runs on client when given, else on a local cluster of `workers` processes
     when workers > 1, else here, in the survey profile (default: lsst); a shifted set in
     survey.shifted(...). A set made earlier is reused when its spec and survey are the same.
+    A training set's extra stores are not part of it here (see `load_training_set`).
     """
+    if isinstance(spec, TrainingSetConfig):
+        spec = spec.simulated()
     if spec.store is not None:
         labels = spec.labels if spec.labels is not None else spec.store.parent / "labels.parquet"
         return spec.store, labels
@@ -108,6 +111,7 @@ def ensure_cutout_set(
         "survey": survey.shifted(seeing_factor=spec.seeing_factor, depth_mag=spec.depth_mag),
         "overwrite": True,
         "progress": False,
+        "population": spec.population,
     }
     if client is not None:
         made_set = make_training_set(folder, client=client, **options)
@@ -149,6 +153,57 @@ def load_cutouts(store: Path, labels: Path, *, threads: int = 1) -> LabelledCuto
     if np.any(order != np.arange(order.size)):
         images = images[order]
     return LabelledCutouts(images=images, labels=truth, info=info)
+
+
+def load_training_set(
+    spec: CutoutSet, store: Path, labels: Path, *, threads: int = 1
+) -> LabelledCutouts:
+    """The training set (`load_cutouts` of store and labels) with the spec's extra labelled
+    stores appended, rows in that order (ids may repeat across the stores).
+
+    Refuses an extra store whose bands, cutout size, pixel scale or units differ from the
+    training set's, naming the mismatch.
+    """
+    data = load_cutouts(store, labels, threads=threads)
+    extra = spec.extra if isinstance(spec, TrainingSetConfig) else ()
+    parts = [data]
+    for more in extra:
+        part = load_cutouts(more.store, more.labels_path, threads=threads)
+        held, wanted = part.info, data.info
+        for what, found, expected in (
+            ("bands", list(held.bands), list(wanted.bands)),
+            ("cutout_size", held.cutout_size, wanted.cutout_size),
+            ("pixel_scale_arcsec", held.pixel_scale_arcsec, wanted.pixel_scale_arcsec),
+            ("units", held.units, wanted.units),
+        ):
+            same = (
+                math.isclose(found, expected, rel_tol=1e-9)
+                if isinstance(found, float) and isinstance(expected, float)
+                else found == expected
+            )
+            if not same:
+                raise TrainingError(
+                    f"{more.store}: {what} {found} differs from the training set's {expected} "
+                    f"({store}); an extra set needs the same bands, size, pixel scale and units"
+                )
+        parts.append(part)
+    if len(parts) == 1:
+        return data
+
+    def classes(part: LabelledCutouts) -> np.ndarray:
+        known = part.labels.classes
+        fallback = np.where(part.labels.is_lens, "lens", "unknown").astype(object)
+        return known if known is not None else fallback
+
+    return LabelledCutouts(
+        images=np.concatenate([p.images for p in parts]),
+        labels=Labels(
+            ids=np.concatenate([p.labels.ids for p in parts]),
+            is_lens=np.concatenate([p.labels.is_lens for p in parts]),
+            classes=np.concatenate([classes(p) for p in parts]),
+        ),
+        info=data.info,
+    )
 
 
 def split_validation(
@@ -206,102 +261,3 @@ def batch_rows(n: int, batch_size: int, generator: torch.Generator) -> Iterator[
         return
     for start in range(0, n - batch_size + 1, batch_size):
         yield order[start : start + batch_size]
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """Simulated catalog rows that passed the cuts.
-
-    mags float32 (N, bands) AB in the survey's catalog bands (`bands`, in that order) as the
-    catalog measures them; errors float32 (N, bands) their 1-sigma errors; is_lens bool (N,);
-    classes str (N,). drawn / passed: how many of each class were drawn and kept by the cuts.
-    """
-
-    bands: tuple[str, ...]
-    mags: np.ndarray
-    errors: np.ndarray
-    is_lens: np.ndarray
-    classes: np.ndarray
-    drawn: Mapping[str, int]
-    passed: Mapping[str, int]
-
-
-def passes_cuts(mags: Mapping[str, float], extended: bool, cuts: CatalogCuts) -> bool:
-    """Whether a measured source passes the catalog cuts (every band in mags measured, r range,
-    extent)."""
-    if not all(np.isfinite(v) for v in mags.values()):
-        return False
-    if cuts.extended and not extended:
-        return False
-    return cuts.min_mag_r <= mags["r"] < cuts.max_mag_r
-
-
-def simulate_catalog(
-    *,
-    n_lenses: int,
-    n_non_lenses: int,
-    seed: int,
-    cuts: CatalogCuts,
-    survey: Survey | None = None,
-    max_draws: int = 50,
-) -> Catalog:
-    """Catalog magnitudes of lens systems and of natural-mix non-lenses passing the cuts.
-
-    Draws scenes one by one (seeded by (seed, class index, draw)) in the survey profile (default:
-    lsst) at the simulator's own magnitude laws, measures them as a catalog would
-    (observe_magnitudes, every catalog band) and keeps those passing the cuts, until each side
-    has its count; gives up after max_draws x the count.
-    """
-    from lensflow.simulate import (
-        CLASSES,
-        NATURAL_MIX,
-        draw_scene,
-        observe_magnitudes,
-        survey_profile,
-    )
-
-    survey = survey or survey_profile()
-    bands = survey.catalog_bands
-
-    rng = np.random.default_rng([seed, 0])
-    contaminants = [c for c in NATURAL_MIX if c != "lens"]
-    weights = np.array([NATURAL_MIX[c] for c in contaminants], dtype=np.float64)
-    weights /= weights.sum()
-    rows: list[list[float]] = []
-    error_rows: list[list[float]] = []
-    is_lens: list[bool] = []
-    classes: list[str] = []
-    drawn: dict[str, int] = {}
-    passed: dict[str, int] = {}
-    class_index = {name: i for i, name in enumerate(CLASSES)}
-    for lens_side, wanted in ((True, n_lenses), (False, n_non_lenses)):
-        kept = 0
-        draws = 0
-        while kept < wanted:
-            if draws >= max_draws * wanted:
-                raise TrainingError(
-                    f"only {kept} of {wanted} {'lenses' if lens_side else 'non-lenses'} passed "
-                    f"the cuts {cuts} in {draws} draws"
-                )
-            kind = "lens" if lens_side else str(rng.choice(contaminants, p=weights))
-            scene = draw_scene(kind, seed=(seed, class_index[kind], draws), survey=survey)
-            mags, errors = observe_magnitudes(scene, rng=rng, survey=survey)
-            draws += 1
-            drawn[kind] = drawn.get(kind, 0) + 1
-            if not passes_cuts(mags, bool(scene.extended), cuts):
-                continue
-            passed[kind] = passed.get(kind, 0) + 1
-            rows.append([float(mags[b]) for b in bands])
-            error_rows.append([float(errors[b]) for b in bands])
-            is_lens.append(lens_side)
-            classes.append(kind)
-            kept += 1
-    return Catalog(
-        bands=bands,
-        mags=np.asarray(rows, dtype=np.float32).reshape(-1, len(bands)),
-        errors=np.asarray(error_rows, dtype=np.float32).reshape(-1, len(bands)),
-        is_lens=np.asarray(is_lens, dtype=bool),
-        classes=np.asarray(classes, dtype=object),
-        drawn=drawn,
-        passed=passed,
-    )

@@ -39,7 +39,7 @@ from lensflow.train.config import TEST_SET, CutoutSet, MemberConfig, TrainConfig
 from lensflow.train.data import (
     LabelledCutouts,
     ensure_cutout_set,
-    load_cutouts,
+    load_training_set,
     simulation_client,
     split_validation,
 )
@@ -281,7 +281,8 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
             _simulate_held_out, config, survey, client, run
         )
         with run.step("load training set"):
-            data = load_cutouts(store, labels, threads=min(8, os.cpu_count() or 1))
+            threads = min(8, os.cpu_count() or 1)
+            data = load_training_set(config.training_set, store, labels, threads=threads)
             check_store_survey(data, survey, store)
             if not data.labels.is_lens.any() or data.labels.is_lens.all():
                 raise TrainingError(f"{store}: training needs both lenses and non-lenses")

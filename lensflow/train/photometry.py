@@ -1,7 +1,11 @@
-"""Train the photometry gate: an MLP on catalog magnitudes, thresholded for lens completeness.
+"""Train the photometry gate: an MLP on catalog columns, thresholded for lens completeness.
 
-Its features are the magnitudes of the survey profile's catalog bands (`mag_<band>`, in the
-profile's order), and its manifest entry records the survey.
+Its inputs are catalog columns named as the scan's column map names them: by default the
+magnitudes of the survey profile's catalog bands (`mag_<band>`, in the profile's order) with
+their adjacent colours; the config's `features` may add morphology (PSF minus model magnitudes,
+sizes, extendedness; lensflow.train.gate). The manifest entry records the survey, the input
+columns (`features`), the features derived from them in the graph and their meaning. Rows
+with an unmeasured input cannot be scored, as in a scan: they count as rejected.
 
 The threshold keeps `completeness` of the validation lenses; the held-out test catalog then says
 what that threshold really keeps of lenses and of the galaxies passing the cuts, and both go into
@@ -10,7 +14,6 @@ the manifest as they are, whether or not they reach the aim.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from pathlib import Path
@@ -23,9 +26,11 @@ from lensflow.evaluate.metrics import metrics_of, roc_curve
 from lensflow.evaluate.plots import save_png
 from lensflow.io import file_digest
 from lensflow.surveys import Survey, survey_profile
+from lensflow.train.catalogs import Catalog, simulate_catalog
 from lensflow.train.config import PhotometryConfig
-from lensflow.train.data import Catalog, simulate_catalog, split_validation
+from lensflow.train.data import split_validation
 from lensflow.train.export import export_onnx
+from lensflow.train.gate import GateFeatures, GateMLP, gate_features
 from lensflow.train.loop import (
     FitSettings,
     fit,
@@ -34,24 +39,12 @@ from lensflow.train.loop import (
     resolve_device,
 )
 from lensflow.train.manifest import write_manifest
-from lensflow.train.models import PhotometryMLP, count_flops
+from lensflow.train.models import count_flops
 
 logger = logging.getLogger(__name__)
 
 CURVE_COMPLETENESS = (0.5, 0.8, 0.9, 0.95, 0.99)
 """Test-set completeness levels at which the manifest states the fraction of galaxies kept."""
-
-
-def features(survey: Survey) -> tuple[str, ...]:
-    """The gate's inputs: `mag_<band>` for each catalog band of the survey, in its order."""
-    return tuple(f"mag_{band}" for band in survey.catalog_bands)
-
-
-def inputs_text(survey: Survey) -> str:
-    """The manifest's words for the gate's inputs (magnitudes, adjacent colours, scaling)."""
-    bands = survey.catalog_bands
-    colours = ", ".join(f"{a}-{b}" for a, b in itertools.pairwise(bands))
-    return f"AB magnitudes {', '.join(bands)}; colours {colours} and standardisation in graph"
 
 
 def threshold_for_completeness(lens_scores: np.ndarray, completeness: float) -> float:
@@ -61,9 +54,33 @@ def threshold_for_completeness(lens_scores: np.ndarray, completeness: float) -> 
     return float(ranked[k - 1])
 
 
-def _probabilities(model: PhotometryMLP, mags: np.ndarray, device: torch.device) -> np.ndarray:
-    logits = predict_logits(model, mags, device=device)
-    return torch.sigmoid(torch.from_numpy(logits)).numpy()
+def _probabilities(model: GateMLP, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """Probabilities (N,) of inputs (N, F); 0 where an input is not finite (never kept)."""
+    usable = np.isfinite(x).all(axis=1)
+    out = np.zeros(x.shape[0], dtype=np.float32)
+    if usable.any():
+        logits = predict_logits(model, np.ascontiguousarray(x[usable]), device=device)
+        out[usable] = torch.sigmoid(torch.from_numpy(logits)).numpy()
+    return out
+
+
+def _catalogs(config: PhotometryConfig, survey: Survey, gate: GateFeatures) -> tuple[Catalog, ...]:
+    """The training and test catalogs, morphology measured when the gate reads it."""
+    return tuple(
+        simulate_catalog(
+            n_lenses=n_lenses,
+            n_non_lenses=n_non,
+            seed=seed,
+            cuts=config.cuts,
+            survey=survey,
+            morphology=gate.morphology,
+            workers=config.simulation_workers,
+        )
+        for n_lenses, n_non, seed in (
+            (config.n_lenses, config.n_non_lenses, config.seed),
+            (config.n_test_lenses, config.n_test_non_lenses, config.test_seed),
+        )
+    )
 
 
 def plot_completeness(
@@ -102,6 +119,29 @@ def plot_completeness(
     return save_png(figure, path, dpi=110)
 
 
+def _test_metrics(
+    scores: np.ndarray, test: Catalog, usable: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """What the threshold keeps of the test catalog: overall, by class, along the curve."""
+    curve = roc_curve(scores, test.is_lens)
+    non_lens = sorted(set(test.classes[~test.is_lens].tolist()))
+    return {
+        **metrics_of(scores, test.is_lens).as_dict(),
+        "completeness": float(np.mean(scores[test.is_lens] >= threshold)),
+        "kept_fraction": float(np.mean(scores[~test.is_lens] >= threshold)),
+        "kept_fraction_by_class": {
+            name: float(np.mean(scores[test.classes == name] >= threshold)) for name in non_lens
+        },
+        "kept_fraction_at_completeness": {
+            f"{c:.2f}": float(curve.fpr[np.argmax(curve.tpr >= c)]) for c in CURVE_COMPLETENESS
+        },
+        "unusable_rows": {
+            "lens": int((~usable & test.is_lens).sum()),
+            "non_lens": int((~usable & ~test.is_lens).sum()),
+        },
+    }
+
+
 def train_photometry(config: PhotometryConfig | Path) -> Path:
     """Simulate catalogs, train the MLP, choose its threshold, export ONNX; returns the manifest.
 
@@ -111,29 +151,18 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
     if not isinstance(config, PhotometryConfig):
         config = PhotometryConfig.from_toml(Path(config))
     survey = survey_profile(config.survey)
+    gate = gate_features(config.features, survey)
     make_deterministic(config.threads)
     device = resolve_device(config.device)
-    train = simulate_catalog(
-        n_lenses=config.n_lenses,
-        n_non_lenses=config.n_non_lenses,
-        seed=config.seed,
-        cuts=config.cuts,
-        survey=survey,
-    )
-    test = simulate_catalog(
-        n_lenses=config.n_test_lenses,
-        n_non_lenses=config.n_test_non_lenses,
-        seed=config.test_seed,
-        cuts=config.cuts,
-        survey=survey,
-    )
-    n_bands = len(survey.catalog_bands)
+    train, test = _catalogs(config, survey, gate)
+    x_train, x_test = train.inputs(gate.inputs), test.inputs(gate.inputs)
     fit_rows, val_rows = split_validation(
         train.is_lens, fraction=config.validation_fraction, seed=config.seed
     )
+    fit_rows = fit_rows[np.isfinite(x_train[fit_rows]).all(axis=1)]
     torch.manual_seed(config.seed)
-    model = PhotometryMLP(n_bands, hidden=config.hidden)
-    model.fit_normalisation(torch.from_numpy(train.mags[fit_rows]))
+    model = GateMLP(gate.matrix, hidden=config.hidden)
+    model.fit_normalisation(torch.from_numpy(x_train[fit_rows]))
     settings = FitSettings(
         epochs=config.epochs,
         patience=config.patience,
@@ -143,27 +172,20 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
         seed=config.seed,
         augment=False,
     )
+    usable_val = val_rows[np.isfinite(x_train[val_rows]).all(axis=1)]
     result = fit(
         model,
-        (train.mags[fit_rows], train.is_lens[fit_rows]),
-        (train.mags[val_rows], train.is_lens[val_rows]),
+        (x_train[fit_rows], train.is_lens[fit_rows]),
+        (x_train[usable_val], train.is_lens[usable_val]),
         settings=settings,
         device=device,
         tag=config.name,
     )
-    val_scores = _probabilities(model, train.mags[val_rows], device)
+    val_scores = _probabilities(model, x_train[val_rows], device)
     threshold = threshold_for_completeness(val_scores[train.is_lens[val_rows]], config.completeness)
-    test_scores = _probabilities(model, test.mags, device)
-    lens_kept = float(np.mean(test_scores[test.is_lens] >= threshold))
-    galaxies_kept = float(np.mean(test_scores[~test.is_lens] >= threshold))
-    curve = roc_curve(test_scores, test.is_lens)
-    at_completeness = {
-        f"{c:.2f}": float(curve.fpr[np.argmax(curve.tpr >= c)]) for c in CURVE_COMPLETENESS
-    }
-    by_class = {
-        name: float(np.mean(test_scores[test.classes == name] >= threshold))
-        for name in sorted(set(test.classes[~test.is_lens].tolist()))
-    }
+    test_scores = _probabilities(model, x_test, device)
+    metrics = _test_metrics(test_scores, test, np.isfinite(x_test).all(axis=1), threshold)
+    lens_kept, galaxies_kept = metrics["completeness"], metrics["kept_fraction"]
     logger.info(
         "photometry threshold %.4f keeps %.2f%% of test lenses and %.2f%% of galaxies",
         threshold,
@@ -172,15 +194,12 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
     )
     file = f"{config.name}.onnx"
     onnx_path = config.output / file
+    usable_test = x_test[np.isfinite(x_test).all(axis=1)]
+    usable_train = x_train[fit_rows]
     export_onnx(
-        model, onnx_path, kind="photometry", example=test.mags[:64], check=[train.mags[:1000]]
+        model, onnx_path, kind="photometry", example=usable_test[:64], check=[usable_train[:1000]]
     )
-    metrics: dict[str, Any] = {
-        **metrics_of(test_scores, test.is_lens).as_dict(),
-        "completeness": lens_kept,
-        "kept_fraction": galaxies_kept,
-        "kept_fraction_by_class": by_class,
-        "kept_fraction_at_completeness": at_completeness,
+    metrics |= {
         "aim_completeness": config.completeness,
         "aim_max_kept_fraction": config.max_kept_fraction,
         "aim_reached": lens_kept >= config.completeness
@@ -189,12 +208,13 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
         "lens_fraction_passing_cuts": test.passed.get("lens", 0)
         / max(test.drawn.get("lens", 0), 1),
     }
+    n_in, n_derived = gate.matrix.shape
     entry: dict[str, Any] = {
         "name": config.name,
         "file": file,
         "sha256": file_digest(onnx_path),
         "threshold": threshold,
-        "features": list(features(survey)),
+        "features": list(gate.inputs),
         "survey": survey.name,
         "version": config.version,
         "training": {
@@ -203,9 +223,11 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
             "seed": config.seed,
             "mix": "natural",
             "cuts": config.cuts.model_dump(),
-            "architecture": "-".join(str(n) for n in (2 * n_bands - 1, *config.hidden, 1)),
-            "inputs": inputs_text(survey),
-            "flops": count_flops(model, (n_bands,)),
+            "feature_spec": list(config.features),
+            "derived_features": list(gate.derived),
+            "architecture": "-".join(str(n) for n in (n_derived, *config.hidden, 1)),
+            "inputs": gate.text,
+            "flops": count_flops(model, (n_in,)) + 2 * n_in * n_derived,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "validation_fraction": config.validation_fraction,

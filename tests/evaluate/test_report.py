@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lensflow.evaluate import EvaluationReport, build_report, write_report_json
 from lensflow.labels import Labels
@@ -17,17 +18,20 @@ def test_report_json_lists_the_ensemble_first_with_its_class_counts(
     out = write_report_json(evaluated, tmp_path / "out" / "report.json")
     written = json.loads(out.read_text())
     assert list(written) == ["ensemble", "a", "b"]
-    assert set(written["a"]) == {"auroc", "tpr0", "tpr10", "n_lenses", "n_non_lenses"}
-    assert set(written["ensemble"]) == {
-        "auroc",
-        "tpr0",
-        "tpr10",
-        "n_lenses",
-        "n_non_lenses",
+    scored = {"auroc", "tpr0", "tpr10", "n_lenses", "n_non_lenses", "at_completeness"}
+    assert set(written["a"]) == scored
+    assert set(written["ensemble"]) == scored | {
         "fpr_by_class",
         "false_positives_by_class",
         "top_non_lenses_by_class",
     }
+    # every lens (mean +2) outscores every spiral (+1): 90 % of 4 lenses needs all 4, and
+    # the threshold is the lowest lens score, sigmoid(2) for member a
+    at = written["a"]["at_completeness"]
+    assert at["completeness"] == 0.9
+    assert at["threshold"] == pytest.approx(1 / (1 + np.exp(-2.0)), rel=1e-6)
+    assert (at["fpr"], at["false_positives"]) == (0.0, 0)
+    assert at["fpr_by_class"] == {"ring": 0.0, "spiral": 0.0}
     assert written["ensemble"]["false_positives_by_class"] == {"ring": 0, "spiral": 3}
     assert written["ensemble"]["top_non_lenses_by_class"] == {"ring": 5, "spiral": 3}
     assert sorted(p.name for p in out.parent.iterdir()) == ["report.json"]  # no temp file left
@@ -59,6 +63,29 @@ def test_classes_are_counted_at_the_ensemble_threshold() -> None:
     assert report.metrics["ensemble"].tpr0 == 1.0
     assert report.metrics["m"].auroc == 0.0  # the member ranks the lenses last
     assert list(report.as_dict()) == ["ensemble", "m"]
+
+
+def test_each_scorer_counts_classes_where_it_keeps_90_percent_of_the_lenses() -> None:
+    """10 lenses; at 90 % completeness the ensemble lets 1 of 3 rings through, the member all
+    3 rings and 1 of 2 mergers: the comparison a fixed threshold cannot make."""
+    classes = np.array(["lens"] * 10 + ["ring"] * 3 + ["merger"] * 2, dtype=object)
+    labels = Labels(
+        ids=np.arange(classes.size, dtype=np.int64), is_lens=classes == "lens", classes=classes
+    )
+    lens_scores = np.linspace(0.9, 0.5, 10)  # the 9th lens scores 0.5444...
+    ensemble = np.r_[lens_scores, 0.6, 0.1, 0.2, 0.05, 0.3].astype(np.float32)
+    member = np.r_[lens_scores * 0.5, 0.7, 0.8, 0.9, 0.3, 0.1].astype(np.float32)
+    report = build_report(labels, {"ensemble": ensemble, "m": member}, threshold=0.95)
+    rates = report.at_completeness
+    assert rates is not None
+    ens, mem = rates["ensemble"], rates["m"]
+    assert ens.threshold == pytest.approx(lens_scores[8], rel=1e-6)
+    assert ens.fpr_by_class == {"merger": 0.0, "ring": 1 / 3}
+    assert (ens.false_positives, ens.fpr) == (1, 0.2)
+    assert mem.fpr_by_class == {"merger": 0.5, "ring": 1.0}
+    assert mem.false_positives_by_class == {"merger": 1, "ring": 3}
+    # the fixed-threshold counts are the ensemble's at 0.95: nothing passes
+    assert report.fpr_by_class == {"merger": 0.0, "ring": 0.0}
 
 
 def test_labels_without_classes_give_no_class_counts() -> None:

@@ -46,3 +46,17 @@ def test_a_gallery_of_another_survey_uses_its_bands(tmp_path: Path) -> None:
     hsc = survey_profile("hsc")
     path = make_gallery(tmp_path / "hsc.png", seed=1, per_class=1, survey=hsc, classes=["lens"])
     assert mpimg.imread(path).shape[:2] == gallery_shape(1, 1)
+
+
+def test_a_wide_gallery_has_a_row_per_class_variant(tmp_path: Path) -> None:
+    from lensflow.simulate.gallery import gallery_rows
+
+    rows = gallery_rows(CLASSES, "wide")
+    assert ("lens", "quasar") in rows and ("group", "chance_alignment") in rows
+    assert ("star", None) in rows and len(rows) == len(set(rows)) > len(CLASSES)
+    assert gallery_rows(CLASSES, "classic") == [(kind, None) for kind in CLASSES]
+    png = make_gallery(
+        tmp_path / "wide.png", seed=2, per_class=1, classes=("lens", "ring"), population="wide"
+    )
+    pixels = mpimg.imread(png)
+    assert pixels.shape[:2] == gallery_shape(1, 2 + 3)

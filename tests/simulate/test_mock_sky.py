@@ -98,6 +98,30 @@ def test_the_scan_config_fits_the_catalog(mock_sky: MockSky) -> None:
     check_columns(parse_cuts(config.cuts.expression), catalog.schema, where=str(catalog.path))
 
 
+def test_the_catalog_carries_morphology_measured_on_pixels(mock_sky: MockSky) -> None:
+    frame = pq.read_table(mock_sky.catalog / "dataset").to_pandas()
+    truth = pq.read_table(mock_sky.truth, columns=["id", "class"]).to_pandas()
+    frame = frame.merge(truth, left_on="objID", right_on="id")
+    bright = frame["rKronMag"] < 22.5
+    stars, lenses = frame[bright & (frame["class"] == "star")], frame[frame["class"] == "lens"]
+    galaxies = frame[bright & frame["class"].isin(["elliptical", "spiral", "disc_face_on"])]
+    assert len(stars) > 20 and len(galaxies) > 100 and len(lenses) == 12
+    star_excess = (stars["rPSFMag"] - stars["rKronMag"]).to_numpy()
+    assert abs(np.median(star_excess)) < 0.01
+    assert np.median(stars["rMomentRadius"]) < 0.05
+    assert np.mean(stars["extendedness"] == 0.0) > 0.8
+    assert np.mean(galaxies["extendedness"] == 1.0) > 0.95
+    assert np.median(galaxies["rPSFMag"] - galaxies["rKronMag"]) > 0.3
+    # a lens: blue arcs around a red deflector, larger in g than in i
+    assert np.median(lenses["gMomentRadius"] - lenses["iMomentRadius"]) > 0.1
+    assert (lenses["extendedness"] == 1.0).all()
+    for band in LSST.catalog_bands:
+        assert np.isfinite(frame.loc[bright, f"{band}MomentRadius"]).all()
+    config = ScanConfig.from_toml(mock_sky.config)
+    mapped = config.catalog.columns.mapped()
+    assert (mapped["psfmag_g"], mapped["size_z"]) == ("gPSFMag", "zMomentRadius")
+
+
 def test_an_existing_sky_is_never_overwritten(mock_sky: MockSky, dask_client: Client) -> None:
     before = sorted(p.name for p in mock_sky.root.iterdir())
     with pytest.raises(SimulationError, match="already holds a mock sky"):
@@ -150,6 +174,7 @@ def test_an_hsc_sky_names_its_columns_as_hsc_does(hsc_sky: MockSky) -> None:
     assert {"object_id", "ra", "dec", "i_extendedness_value"} <= names
     for band in "grizy":
         assert {f"{band}_cmodel_mag", f"{band}_cmodel_magerr", f"{band}_psfflux_mag"} <= names
+        assert f"{band}_sdssshape_radius" in names
     assert not any("KronMag" in name for name in names)
     ids = pq.read_table(hsc_sky.catalog / "dataset", columns=["object_id"])["object_id"]
     assert ids.type == "int64" and len(ids) == 1_000
@@ -159,7 +184,8 @@ def test_an_hsc_sky_scan_config_fits_its_catalog(hsc_sky: MockSky) -> None:
     config = ScanConfig.from_toml(hsc_sky.config)
     mapped = config.catalog.columns.mapped()
     assert mapped["id"] == "object_id" and mapped["mag_y"] == "y_cmodel_mag"
-    assert mapped["magerr_z"] == "z_cmodel_magerr"
+    assert mapped["magerr_z"] == "z_cmodel_magerr" and mapped["psfmag_y"] == "y_psfflux_mag"
+    assert mapped["size_g"] == "g_sdssshape_radius"
     assert config.cuts.expression.startswith("r_cmodel_mag < 22.5")
     catalog = open_catalog(config.catalog.path)
     assert set(mapped.values()) <= set(catalog.schema.names)

@@ -141,3 +141,24 @@ def test_bad_mixes_and_sizes_are_refused(tmp_path: Path) -> None:
         plan_classes(0, 0, seed=0)
     with pytest.raises(SimulationError, match="chunk_size"):
         make_training_set(tmp_path / "x", n_lenses=1, n_non_lenses=1, seed=0, chunk_size=0)
+
+
+def test_a_wide_set_records_its_population_and_differs_from_classic(
+    in_process: TrainingSet, tmp_path: Path
+) -> None:
+    import zarr
+
+    assert zarr.open_group(str(in_process.store), mode="r").attrs["population"] == "classic"
+    wide = make_training_set(
+        tmp_path / "wide", n_lenses=2, n_non_lenses=4, seed=SEED, population="wide"
+    )
+    assert zarr.open_group(str(wide.store), mode="r").attrs["population"] == "wide"
+    _, images = _read_all(wide.store)
+    kinds = plan_classes(2, 4, seed=SEED)
+    scenes, direct = simulate_cutouts(kinds, np.arange(6), seed=SEED, population="wide")
+    np.testing.assert_array_equal(images, direct)
+    assert all(s.population == "wide" for s in scenes)
+    _, classic = _read_all(in_process.store)
+    assert not np.array_equal(images[0], classic[0])
+    with pytest.raises(SimulationError, match="unknown population"):
+        make_training_set(tmp_path / "bad", n_lenses=1, n_non_lenses=1, seed=1, population="x")

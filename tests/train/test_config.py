@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lensflow.errors import ConfigError
-from lensflow.train.config import PhotometryConfig, TrainConfig
+from lensflow.train.config import CutoutSet, PhotometryConfig, TrainConfig
 
 
 def test_config_reads_toml_relative_to_its_file(tmp_path: Path) -> None:
@@ -75,6 +75,13 @@ mix = "natural"
     path.write_text(text.replace("seeing_factor = 1.3", "seeing = 1.3"))
     with pytest.raises(ConfigError, match="seeing"):
         TrainConfig.from_toml(path)
+
+
+def test_a_sets_population_is_in_its_spec_unless_classic() -> None:
+    assert "population" not in CutoutSet().spec()
+    assert CutoutSet(population="wide").spec()["population"] == "wide"
+    with pytest.raises(ValueError, match="population"):
+        CutoutSet(population="broad")  # type: ignore[arg-type]
 
 
 def test_the_survey_is_a_name_or_a_file_beside_the_config(tmp_path: Path) -> None:

@@ -13,14 +13,13 @@ torch = pytest.importorskip("torch")
 
 from lensflow.cutouts import open_store
 from lensflow.surveys import survey_profile
+from lensflow.train.catalogs import passes_cuts, simulate_catalog
 from lensflow.train.config import CatalogCuts, CutoutSet
 from lensflow.train.data import (
     augment,
     batch_rows,
     ensure_cutout_set,
     load_cutouts,
-    passes_cuts,
-    simulate_catalog,
     split_validation,
 )
 from tests.train.helpers import noise_cutouts, write_labelled_store
@@ -89,6 +88,17 @@ def test_a_shifted_set_is_simulated_in_the_shifted_survey(tmp_path: Path) -> Non
     assert stamp["spec"]["depth_mag"] == -0.5
     assert stamp["survey"] == "lsst"
     assert ensure_cutout_set(spec, tmp_path / "shifted") == (store, labels)  # reused
+
+
+def test_a_wide_set_is_simulated_in_the_wide_population(tmp_path: Path) -> None:
+    import zarr
+
+    spec = CutoutSet(n_lenses=1, n_non_lenses=2, seed=5, population="wide")
+    store, _ = ensure_cutout_set(spec, tmp_path / "set")
+    assert zarr.open_group(str(store), mode="r").attrs["population"] == "wide"
+    assert json.loads((tmp_path / "set" / "spec.json").read_text())["spec"]["population"] == "wide"
+    store, _ = ensure_cutout_set(CutoutSet(n_lenses=1, n_non_lenses=2, seed=5), tmp_path / "set")
+    assert zarr.open_group(str(store), mode="r").attrs["population"] == "classic"  # remade
 
 
 def test_a_set_of_another_survey_is_simulated_anew_in_it(tmp_path: Path) -> None:

@@ -59,3 +59,27 @@ def test_the_gate_takes_the_catalog_bands_of_its_survey(tmp_path: Path) -> None:
     assert entry.features == ("mag_g", "mag_r", "mag_i", "mag_z", "mag_y")
     assert entry.training["architecture"] == "9-64-64-1"
     assert entry.training["inputs"].startswith("AB magnitudes g, r, i, z, y; colours g-r, r-i,")
+
+
+def test_a_gate_on_morphology_records_its_columns_and_reads_them(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    entry = _trained(
+        tmp_path, features=("mag", "colour", "psf_minus_model", "size"), n_lenses=20,
+        n_non_lenses=200, n_test_lenses=10, n_test_non_lenses=100, epochs=2, batch_size=64,
+    )  # fmt: skip
+    bands = ("g", "r", "i", "z")
+    assert entry.features == (
+        *(f"mag_{b}" for b in bands),
+        *(f"psfmag_{b}" for b in bands),
+        *(f"size_{b}" for b in bands),
+    )
+    assert entry.training["feature_spec"] == ["mag", "colour", "psf_minus_model", "size"]
+    assert entry.training["derived_features"][-1] == "size_z"
+    assert entry.training["architecture"] == "15-64-64-1"
+    assert "PSF minus model magnitudes g, r, i, z" in entry.training["inputs"]
+    assert entry.metrics["unusable_rows"] == {"lens": 0, "non_lens": 0}
+    session = ort.InferenceSession(str(tmp_path / "models" / entry.file))
+    assert session.get_inputs()[0].shape[1] == len(entry.features) == 12
+    again = PhotometryModel.model_validate(entry.model_dump())
+    assert again.features == entry.features
