@@ -6,8 +6,8 @@ cut. Sources fill a ~5 degree field with clustered positions (so partitions come
 orders), magnitudes from number-count laws, classes from the sky's natural mix, and `n_lenses`
 lens systems. Catalog photometry is measured from the same scenes the cutouts show, and their
 morphology (PSF magnitudes, sizes, extendedness) on those scenes' pixels. The imaging
-store holds cutouts of galaxies brighter than `cutout_mag_limit` (r) and of every lens, as a
-survey's cutout service covers its galaxy sample; a scan counts any row without a cutout. With
+store holds cutouts of galaxies (and of whatever the catalog measures as extended) brighter than
+`cutout_mag_limit` (r) and of every lens, as a survey's cutout service covers its galaxy sample; a scan counts any row without a cutout. With
 `tiles`, a compact field's coadd patches (tiles.py) take the store's place.
 """
 
@@ -246,8 +246,10 @@ def make_mock_sky(
         mock_tiles.write_tiles(out, client, tract, _source_scene, sources, seed, survey)
     else:
         create_store(store, **survey.store_attributes())
-        imaged = (rows["is_lens"].to_numpy()) | (
-            rows["extended"].to_numpy() & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
+        # the cutout service covers what the catalog calls extended (measured), and every galaxy
+        extended = rows["extended"].to_numpy() | (rows["extendedness"].to_numpy() > 0)
+        imaged = rows["is_lens"].to_numpy() | (
+            extended & (rows["true_mag_r"].to_numpy() < cutout_mag_limit)
         )
         _render_cutouts(client, store, frame, kinds, mags_r, imaged, pixels, seed, survey)
 
