@@ -1,4 +1,4 @@
-"""The photometry gate: the shipped MLP on magnitudes, NaN where a magnitude is unusable."""
+"""The photometry gate: the shipped MLP on catalog columns, NaN where a feature is unusable."""
 
 from __future__ import annotations
 
@@ -17,6 +17,25 @@ def _magnitudes(n: int, seed: int) -> np.ndarray:
     return (r[:, None] + colours).astype(np.float32)
 
 
+def _rows(manifest: ModelManifest, n: int, seed: int) -> np.ndarray:
+    """Galaxy-like catalog rows float32 (n, features) in the gate's feature order: magnitudes,
+    PSF magnitudes fainter by 0-1.5 mag, sizes 0-1.5 arcsec, extended."""
+    mags = dict(zip(("g", "r", "i", "z"), _magnitudes(n, seed).T, strict=True))
+    rng = np.random.default_rng(seed + 1)
+    columns = {}
+    for name in manifest.photometry.features:
+        key, _, band = name.partition("_")
+        if key == "mag":
+            columns[name] = mags[band]
+        elif key == "psfmag":
+            columns[name] = mags[band] + rng.uniform(0.0, 1.5, n)
+        elif key == "size":
+            columns[name] = rng.uniform(0.0, 1.5, n)
+        else:
+            columns[name] = np.ones(n)
+    return photometry_features(columns, manifest.photometry.features)
+
+
 def test_features_follow_the_models_order() -> None:
     columns = {
         "mag_r": np.array([20.0, 21.0]),
@@ -32,9 +51,9 @@ def test_features_follow_the_models_order() -> None:
 def test_unusable_rows_get_nan_and_the_rest_match_onnxruntime(
     shipped_manifest: ModelManifest,
 ) -> None:
-    mags = _magnitudes(300, seed=4)
+    mags = _rows(shipped_manifest, 300, seed=4)
     bad = np.array([0, 7, 8, 150, 299])
-    mags[bad, [0, 1, 3, 2, 0]] = [np.nan, np.inf, -np.inf, np.nan, np.inf]
+    mags[bad, [0, 1, 3, 2, mags.shape[1] - 1]] = [np.nan, np.inf, -np.inf, np.nan, np.inf]
     scores = score_photometry(mags, manifest=shipped_manifest)
     assert scores.dtype == np.float32 and scores.shape == (300,)
     assert np.flatnonzero(np.isnan(scores)).tolist() == bad.tolist()
@@ -48,7 +67,7 @@ def test_unusable_rows_get_nan_and_the_rest_match_onnxruntime(
 def test_finite_rows_are_scored_as_onnxruntime_scores_them(
     shipped_manifest: ModelManifest,
 ) -> None:
-    mags = _magnitudes(50, seed=5)
+    mags = _rows(shipped_manifest, 50, seed=5)
     model = shipped_manifest.path_of(shipped_manifest.photometry.file)
     np.testing.assert_allclose(
         score_photometry(mags, manifest=shipped_manifest), onnx_reference(model, mags), rtol=1e-5
@@ -56,8 +75,11 @@ def test_finite_rows_are_scored_as_onnxruntime_scores_them(
 
 
 def test_no_usable_row_gives_all_nan(shipped_manifest: ModelManifest) -> None:
-    mags = np.full((4, 4), np.nan, dtype=np.float32)
-    mags[1] = [21.0, 20.0, np.inf, 19.5]
+    n_features = len(shipped_manifest.photometry.features)
+    mags = np.full((4, n_features), np.nan, dtype=np.float32)
+    mags[1] = 20.0
+    mags[1, 2] = np.inf
     scores = score_photometry(mags, manifest=shipped_manifest)
     assert scores.shape == (4,) and np.isnan(scores).all()
-    assert score_photometry(np.empty((0, 4), np.float32), manifest=shipped_manifest).shape == (0,)
+    empty = np.empty((0, n_features), np.float32)
+    assert score_photometry(empty, manifest=shipped_manifest).shape == (0,)

@@ -12,7 +12,7 @@ import pytest
 from distributed import Client
 
 from lensflow.errors import ModelMismatchError
-from lensflow.registry import ModelManifest
+from lensflow.registry import ModelManifest, load_manifest
 from lensflow.sessions import available_providers, load_session, new_session, run_batched
 from lensflow.testing import onnx_reference
 
@@ -41,7 +41,8 @@ def test_a_wrong_hash_is_refused_and_not_cached(model: tuple[Path, str]) -> None
     path, sha256 = model
     with pytest.raises(ModelMismatchError, match=rf"{path.name}: sha256 {sha256}.*0{{64}}"):
         load_session(path, "0" * 64)
-    assert load_session(path, sha256).get_inputs()[0].shape == ["batch", 4]
+    n_features = len(load_manifest().photometry.features)
+    assert load_session(path, sha256).get_inputs()[0].shape == ["batch", n_features]
 
 
 def test_only_onnx_files_are_loaded(model: tuple[Path, str], tmp_path: Path) -> None:
@@ -56,7 +57,9 @@ def test_only_onnx_files_are_loaded(model: tuple[Path, str], tmp_path: Path) -> 
 def test_any_batch_size_gives_the_single_run_scores(model: tuple[Path, str]) -> None:
     path, sha256 = model
     session = load_session(path, sha256)
-    inputs = np.random.default_rng(3).uniform(16.0, 26.0, size=(23, 4)).astype(np.float32)
+    n_features = len(load_manifest().photometry.features)
+    inputs = np.random.default_rng(3).uniform(16.0, 26.0, size=(23, n_features))
+    inputs = inputs.astype(np.float32)
     expected = onnx_reference(path, inputs)
     for batch in (1, 4, 23, 1000):
         got = run_batched(session, inputs, batch=batch)

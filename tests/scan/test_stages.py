@@ -151,6 +151,8 @@ def test_unusable_rows_are_counted_by_reason(
             "rKronMag": [20.5] * len(rows),
             "iKronMag": [20.2] * len(rows),
             "zKronMag": [r[3] for r in rows],
+            **{f"{b}PSFMag": [21.3] * len(rows) for b in "griz"},
+            **{f"{b}MomentRadius": [0.6] * len(rows) for b in "griz"},
             "_healpix_29": pa.array(np.arange(len(rows)), pa.int64()),
         }
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lensflow.config import BAND_KEY
 from lensflow.ensemble import score_cutouts
 from lensflow.photometry import score_photometry
 from lensflow.registry import ModelManifest, load_manifest
@@ -26,7 +27,8 @@ def _assert_probabilities(values: np.ndarray, n: int) -> None:
 
 
 def test_the_shipped_manifest_is_complete(shipped: ModelManifest) -> None:
-    assert shipped.photometry.features == ("mag_g", "mag_r", "mag_i", "mag_z")
+    assert shipped.photometry.features[:4] == ("mag_g", "mag_r", "mag_i", "mag_z")
+    assert all(BAND_KEY.fullmatch(f) or f == "extendedness" for f in shipped.photometry.features)
     assert len(shipped.ensemble.members) >= 2
     for member in shipped.ensemble.members:
         assert member.flops is not None and member.flops <= 100_000_000
@@ -53,7 +55,8 @@ def test_every_member_scores_zeros_and_noise(shipped: ModelManifest) -> None:
             _assert_probabilities(values, images.shape[0])
 
 
-def test_the_photometry_gate_scores_magnitudes(shipped: ModelManifest) -> None:
+def test_the_photometry_gate_scores_its_features(shipped: ModelManifest) -> None:
     rng = np.random.default_rng(1)
-    mags = rng.uniform(16.0, 27.0, size=(1000, 4)).astype(np.float32)
+    n_features = len(shipped.photometry.features)
+    mags = rng.uniform(16.0, 27.0, size=(1000, n_features)).astype(np.float32)
     _assert_probabilities(score_photometry(mags, manifest=shipped), 1000)
