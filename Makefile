@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-cluster lint bench clean
 
 install: $(VENV)/.installed
 
@@ -21,8 +21,14 @@ demo: install
 test: install
 	$(BIN)/pytest
 
+# Only the SLURM tests (tests/cluster, also part of `make test`): a single-node SLURM started
+# by the tests themselves, as root, from Debian's slurm-wlm and munge (.ci/run installs them).
+test-cluster: install
+	$(BIN)/pytest tests/cluster
+
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy lensflow
+	$(BIN)/hadolint docker/Dockerfile.cpu docker/Dockerfile.gpu
 
 bench: install
 	$(BIN)/python -m benchmarks

@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-MODULES = ("bench_catalog", "bench_cutouts", "bench_ensemble", "bench_images", "bench_simulate")
+MODULES = (
+    "bench_catalog",
+    "bench_cutouts",
+    "bench_ensemble",
+    "bench_images",
+    "bench_load",
+    "bench_simulate",
+)
 
 
 def main() -> int:

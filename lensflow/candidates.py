@@ -12,6 +12,9 @@ file, empty, with the full schema. Columns:
     model_versions, config_fingerprint string.
 
 Export ranks by ensemble_score (p_lens is a monotone function of it) and carries p_lens along.
+Its format follows the output's suffix (`export_format`); an existing output is replaced only
+with overwrite, and a HATS export folder is built beside the old one and swapped in whole, so
+no partition of an older export is ever left beside the new ones.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
 
-from lensflow.errors import LensflowError
-from lensflow.io import write_atomic, write_parquet
+from lensflow.errors import ConfigError, OutputError, ScanStateError
+from lensflow.io import write_atomic, write_folder_atomic, write_parquet
 from lensflow.layout import leaf_path, write_catalog_metadata
 from lensflow.sky import HealpixPixel
 
@@ -36,7 +39,51 @@ logger = logging.getLogger(__name__)
 
 ExportFormat = Literal["parquet", "fits", "csv", "hats"]
 EXPORT_FORMATS: tuple[str, ...] = ("parquet", "fits", "csv", "hats")
+SUFFIXES: dict[str, ExportFormat] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".csv": "csv",
+    ".hats": "hats",
+    "": "hats",
+}
+"""Output suffixes and the format each means; no suffix is a HATS catalog folder."""
 CATALOG_NAME = "lensflow_candidates"
+
+
+def export_format(out: Path, fmt: str | None = None) -> ExportFormat:
+    """The export format of `out`: from its suffix, or `fmt` where both agree (ConfigError).
+
+    A HATS catalog is a folder of any name not ending in a table's suffix.
+    """
+    suffix = Path(out).suffix.lower()
+    known = ", ".join(f"{k} ({v})" for k, v in SUFFIXES.items() if k)
+    if fmt is not None and fmt not in EXPORT_FORMATS:
+        raise ConfigError(
+            f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}"
+        )
+    implied = SUFFIXES.get(suffix)
+    if fmt is None:
+        if implied is None:
+            raise ConfigError(
+                f"{out}: unknown suffix {suffix!r}; name the file {known}, or give a folder "
+                "without a suffix (or --format hats) for a HATS catalog"
+            )
+        return implied
+    if fmt == "hats":
+        if implied is not None and implied != "hats":
+            raise ConfigError(
+                f"{out}: the suffix {suffix} means {implied}, not --format hats; name the HATS "
+                "folder without a table's suffix"
+            )
+        return "hats"
+    if implied is None or implied != fmt:
+        raise ConfigError(
+            f"{out}: --format {fmt} but the suffix {suffix or '(none)'} means "
+            f"{implied or 'no known format'}; name the file with the format's suffix ({known})"
+        )
+    return implied
 
 
 def candidate_schema(members: Sequence[str], *, calibrated: bool = False) -> pa.Schema:
@@ -122,7 +169,7 @@ def read_candidates(root: Path, pixels: Sequence[HealpixPixel]) -> pa.Table:
     """Every candidate of the given partitions, in one table."""
     tables = [pq.read_table(leaf_path(root, p)) for p in pixels]
     if not tables:
-        raise LensflowError(f"{root}: no finished partitions to export; run `lensflow scan`")
+        raise ScanStateError(f"{root}: no finished partitions to export; run `lensflow scan`")
     return pa.concat_tables(tables, promote_options="permissive")
 
 
@@ -139,22 +186,52 @@ def export_candidates(
     *,
     fmt: ExportFormat,
     min_score: float,
+    overwrite: bool = False,
 ) -> int:
-    """Export ranked candidates as Parquet, FITS, CSV or a HATS catalog; returns the row count."""
-    ranked = rank(read_candidates(root, pixels), min_score=min_score)
+    """Export ranked candidates as Parquet, FITS, CSV or a HATS catalog; returns the row count.
+
+    An existing `out` is an OutputError unless overwrite; a HATS folder then replaced must be
+    an earlier export (or empty), never some other folder.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ConfigError(f"unknown export format {fmt!r}; choose one of {EXPORT_FORMATS}")
     out = Path(out)
+    check_export_target(out, fmt=fmt, overwrite=overwrite)
+    ranked = rank(read_candidates(root, pixels), min_score=min_score)
     if fmt == "parquet":
         write_parquet(out, ranked)
     elif fmt == "csv":
         _write_csv(ranked, out)
     elif fmt == "fits":
-        _write_fits(ranked, out)
-    elif fmt == "hats":
-        _write_hats(ranked, out, pixels)
+        write_fits_table(ranked, out)
     else:
-        raise LensflowError(f"unknown export format {fmt!r}; choose one of {EXPORT_FORMATS}")
+        write_folder_atomic(out, lambda tmp: _write_hats(ranked, tmp, pixels), replace=overwrite)
     logger.info("exported %d candidates to %s", ranked.num_rows, out)
     return int(ranked.num_rows)
+
+
+def check_export_target(out: Path, *, fmt: ExportFormat, overwrite: bool) -> None:
+    """Refuse an existing output without overwrite, and a folder no export may replace."""
+    if not (out.exists() or out.is_symlink()):
+        return
+    if not overwrite:
+        raise OutputError(f"{out}: exists; pass --overwrite to replace it, or choose another path")
+    if fmt != "hats" and out.is_dir():
+        raise OutputError(f"{out}: is a folder, not a {fmt} file; choose a file path")
+    if fmt == "hats" and out.is_dir() and any(out.iterdir()) and not is_export_folder(out):
+        raise OutputError(
+            f"{out}: a folder that is not a lensflow export (no hats.properties of "
+            f"{CATALOG_NAME}); it is not replaced, remove it yourself or choose another path"
+        )
+
+
+def is_export_folder(folder: Path) -> bool:
+    """True for a HATS catalog of candidates written by lensflow (an export or a scan)."""
+    properties = folder / "hats.properties"
+    if not properties.is_file():
+        return False
+    lines = properties.read_text(encoding="utf-8", errors="replace").splitlines()
+    return any(line.replace(" ", "") == f"obs_collection={CATALOG_NAME}" for line in lines)
 
 
 def _write_csv(table: pa.Table, out: Path) -> None:
@@ -163,7 +240,8 @@ def _write_csv(table: pa.Table, out: Path) -> None:
     write_atomic(out, lambda tmp: pcsv.write_csv(table, tmp))
 
 
-def _write_fits(table: pa.Table, out: Path) -> None:
+def write_fits_table(table: pa.Table, out: Path, *, extname: str = "CANDIDATES") -> None:
+    """A table as a FITS binary table (astropy), atomically; ra and dec carry unit deg."""
     from astropy.table import Table
 
     columns = {}
@@ -173,7 +251,7 @@ def _write_fits(table: pa.Table, out: Path) -> None:
     astropy_table = Table(columns)
     astropy_table["ra"].unit = "deg"
     astropy_table["dec"].unit = "deg"
-    astropy_table.meta["EXTNAME"] = "CANDIDATES"
+    astropy_table.meta["EXTNAME"] = extname
     write_atomic(out, lambda tmp: astropy_table.write(tmp, format="fits", overwrite=True))
 
 

@@ -22,11 +22,17 @@ from typing import Any
 from urllib.parse import unquote
 
 import hats
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 from hats.catalog.catalog_collection import CatalogCollection
 from hats.io import paths
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
+from hats.pixel_math.spatial_index import (
+    SPATIAL_INDEX_COLUMN,
+    compute_spatial_index,
+    spatial_index_to_healpix,
+)
 from upath import UPath
 
 from lensflow.config import PlanConfig
@@ -337,6 +343,38 @@ def _check_rows_in_pixel(table: pa.Table, pixel: HealpixPixel, *, file: Location
             f"{SPATIAL_INDEX_COLUMN} outside the pixel (first {int(index[outside][0])}); "
             "the catalog is mis-partitioned"
         )
+
+
+def inside_pixel(
+    ra: npt.NDArray[np.float64], dec: npt.NDArray[np.float64], pixel: HealpixPixel
+) -> npt.NDArray[np.bool_]:
+    """True where (ra, dec), degrees (N,), lie in `pixel`, by the coordinates themselves.
+
+    The order-29 index is computed from ra/dec as hats partitions rows and then coarsened to
+    the pixel's order, so a row on a pixel boundary falls where hats-import put it; the stored
+    `_healpix_29` is not consulted. Coordinates must be finite and in range.
+    """
+    if ra.size == 0:
+        return np.zeros(0, dtype=bool)
+    index = compute_spatial_index(ra, dec)
+    inside: npt.NDArray[np.bool_] = (
+        spatial_index_to_healpix(index, target_order=pixel.order) == pixel.pixel
+    )
+    return inside
+
+
+def catalog_files(catalog: Catalog) -> dict[str, tuple[Location, str]]:
+    """The scanned partitions' files: name under dataset/ -> (file, pixel key).
+
+    A listed pixel without a file is named by `partition_files` (CatalogError).
+    """
+    base = str(catalog.path).rstrip("/") + "/dataset/"
+    files = {}
+    for pixel in catalog.pixels:
+        for file in partition_files(catalog, pixel):
+            text = str(file)
+            files[text.removeprefix(base)] = (file, pixel_key(pixel))
+    return files
 
 
 # --- a config's inputs: the catalog pruned to its region, the cut ---------------------------

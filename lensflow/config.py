@@ -33,6 +33,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from lensflow.cluster_config import ClusterConfig as ClusterConfig  # noqa: PLC0414 (re-export)
+from lensflow.cluster_config import ClusterSection
 from lensflow.errors import ConfigError, LensflowError, PixelError
 from lensflow.locations import check_storage_options, check_url, is_url, location
 from lensflow.sky import parse_pixel, pixel_key
@@ -99,7 +101,9 @@ def _unknown(loc: tuple[str, ...], value: object, model: type[BaseModel] | None)
     return f"{text}; did you mean {shown((*loc[:-1], match[0]))}?" if match else text
 
 
-def _section_at(model: type[BaseModel], loc: tuple[str, ...]) -> type[_Section] | None:
+def _section_at(
+    model: type[BaseModel], loc: tuple[str, ...]
+) -> type[_Section | ClusterSection] | None:
     """The section model found by following `loc` through `model`'s fields, or None."""
     found: type[BaseModel] = model
     for part in loc:
@@ -113,8 +117,8 @@ def _section_at(model: type[BaseModel], loc: tuple[str, ...]) -> type[_Section] 
     return found if _is_section(found) else None
 
 
-def _is_section(kind: object) -> TypeGuard[type[_Section]]:
-    return isinstance(kind, type) and issubclass(kind, _Section)
+def _is_section(kind: object) -> TypeGuard[type[_Section | ClusterSection]]:
+    return isinstance(kind, type) and issubclass(kind, _Section | ClusterSection)
 
 
 class _Section(BaseModel):
@@ -357,19 +361,6 @@ class OutputConfig(_Section):
     path: Path = Path("scan")
 
 
-class ClusterConfig(_Section):
-    """How the scan runs; not part of the fingerprint."""
-
-    scheduler: str | None = None  # None: start a LocalCluster on 127.0.0.1
-    n_workers: int | None = Field(default=None, gt=0)
-    threads_per_worker: int = Field(default=1, gt=0)
-    memory_limit: str = "auto"
-    allowed_failures: int = Field(default=2, ge=0)
-    io_retries: int = Field(default=2, ge=0)
-    max_in_flight: int = Field(default=256, gt=0)
-    dashboard: bool = True
-
-
 class PlanConfig(_Section):
     """A scan config as `lensflow plan` reads it: every section known, [cutouts] optional.
 
@@ -429,6 +420,7 @@ class PlanConfig(_Section):
                 "output": moved(self.output, "path"),
                 "sky": moved(self.sky, "moc"),
                 "images": None if self.images is None else self.images.resolved(base),
+                "cluster": self.cluster.resolved(base),
             }
         )
 

@@ -83,9 +83,17 @@ def run_demo(
         with views.scan_progress(console) as hook:
             outcome = run_scan(config, client=client, progress=hook)
     candidates = folder / "candidates.parquet"
-    exported, threshold = export_scan(scan_dir, candidates, fmt="parquet", min_score=None)
+    exported, threshold = export_scan(
+        scan_dir, candidates, fmt="parquet", min_score=None, overwrite=True
+    )
     scanned = time.perf_counter()
 
+    from lensflow.recover import injected_lenses, recover, write_recovery
+
+    recovery = write_recovery(
+        recover(scan_dir, injected_lenses(sky_dir)), folder / "recovery.csv", overwrite=True
+    )
+    console.print(f"recovery report: {recovery.table}, {recovery.plot}", markup=False)
     truth = pq.read_table(sky_dir / "truth.parquet").to_pandas()
     lens_ids = truth.loc[truth["is_lens"], "id"].to_numpy()
     exported_ids = pq.read_table(candidates, columns=["id"])["id"].to_numpy()

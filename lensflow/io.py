@@ -2,14 +2,18 @@
 
 A reader sees the old file or the new one, never half of one: `write_atomic` writes a temp file
 `.NAME.PID.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the folder.
-A writer killed between write and rename leaves only such a temp file, which a scan clears.
+A writer killed between write and rename leaves only such a temp file, which a scan clears;
+any other failure (a full disk, a read-only folder, Ctrl-C) removes it. `write_folder_atomic`
+does the same for a whole folder: built beside its target, then swapped in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,10 +46,54 @@ def write_atomic(path: Path, write: Callable[[Path], object]) -> str:
             f.seek(0)
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    finally:  # every exception, KeyboardInterrupt too; never masks it
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     fsync_directory(path.parent)
     return digest
+
+
+def write_folder_atomic(path: Path, write: Callable[[Path], object], *, replace: bool) -> None:
+    """Build a folder through `write(tmp)` beside `path`, then swap it in whole.
+
+    An existing `path` (with replace) is renamed aside, the new folder renamed in, and the old
+    one removed, so a reader never sees the old folder's files beside the new ones. Without
+    replace, an existing `path` is an OutputError. A failure leaves `path` as it was and no
+    temp folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    _remove(tmp)
+    try:
+        tmp.mkdir()
+        write(tmp)
+        fsync_directory(tmp)
+        if path.exists() or path.is_symlink():
+            if not replace:
+                raise OutputError(f"{path}: exists; pass --overwrite to replace it")
+            _remove(old)
+            path.rename(old)
+            try:
+                tmp.rename(path)
+            except BaseException:
+                old.rename(path)
+                raise
+        else:
+            tmp.rename(path)
+        fsync_directory(path.parent)
+    finally:
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+    _remove(old)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> str:

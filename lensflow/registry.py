@@ -199,3 +199,54 @@ def verify_hash(path: Path, expected: str) -> None:
             f"{path}: sha256 {actual} does not match the manifest's {expected}; "
             "re-export the model or update the manifest"
         )
+    check_onnx_file(path)
+
+
+_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
+"""ModelProto's top-level fields (onnx.proto) and their protobuf wire types (0 varint, 2 bytes)."""
+
+
+def check_onnx_file(path: Path) -> None:
+    """Refuse a file that is not an ONNX model (ModelMismatchError naming it), before loading.
+
+    Walks the top-level protobuf fields of ModelProto: each must be one of its fields with the
+    right wire type and length, and ir_version and graph must be there. Payloads are skipped.
+    """
+    data = Path(path).read_bytes()
+    seen: set[int] = set()
+    at = 0
+    problem = None
+    while at < len(data) and problem is None:
+        key, at = _varint(data, at)
+        field, wire = key >> 3, key & 7
+        if key < 0 or _MODEL_FIELDS.get(field) != wire:
+            problem = f"unexpected bytes at offset {at}"
+            break
+        value, at = _varint(data, at)
+        if value < 0:
+            problem = "truncated"
+        elif wire == 2:
+            at += value
+            if at > len(data):
+                problem = "truncated"
+        seen.add(field)
+    if problem is None and not {1, 7} <= seen:
+        problem = "no ir_version or graph"
+    if problem is not None:
+        raise ModelMismatchError(
+            f"{path}: not an ONNX model ({problem}); export the model to ONNX and point the "
+            "manifest at that file"
+        )
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """A protobuf varint at `at`: (value, next offset); value -1 when it runs off the end."""
+    value, shift = 0, 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+    return -1, at

@@ -56,6 +56,12 @@ def print_error(console: Console, exc: Exception) -> None:
     console.print(error_line(exc), soft_wrap=True)
 
 
+def print_usage_error(console: Console, message: str, command: str | None) -> None:
+    """`error: <message> (see `<command> --help`)`: a wrong option or argument, one line."""
+    hint = f" (see `{command} --help`)" if command else ""
+    console.print(Text.assemble(("error:", "bold red"), f" {message}{hint}"), soft_wrap=True)
+
+
 def failure_line(result: PartitionResult) -> Text:
     """`failed ORDER/PIXEL: <error>` for a partition that failed during a scan."""
     return Text.assemble(("failed", "red"), f" {result.marker.pixel}: {result.marker.error}")
@@ -173,9 +179,18 @@ def plan_table(title: str, rows: Sequence[PlanRow], *, exact: bool) -> Table:
 def print_plan(
     console: Console, title: str, rows: Sequence[PlanRow], *, cut: str, exact: bool
 ) -> None:
-    """The plan's table, then the cut as it is applied."""
+    """The plan's table, then the cut as it is applied.
+
+    Off a terminal (a log), each unreadable partition's error is also printed as a whole line
+    under the table, since a table cell cuts it to the column's width.
+    """
     console.print(plan_table(title, rows, exact=exact))
     console.print(f"cut: {cut}", markup=False)
+    if not console.is_terminal:
+        for row in rows:
+            if row.error is not None:
+                line = Text.assemble(("unreadable", "red"), f" {pixel_key(row.pixel)}: {row.error}")
+                console.print(line, soft_wrap=True)
 
 
 def print_json(data: Mapping[str, Any]) -> None:
@@ -183,9 +198,13 @@ def print_json(data: Mapping[str, Any]) -> None:
     print(json.dumps(data, indent=1))
 
 
-def print_export(console: Console, rows: int, *, min_score: float, out: Path) -> None:
-    """How many candidates an export wrote, and where."""
+def print_export(
+    console: Console, rows: int, *, min_score: float, out: Path, partial: str | None = None
+) -> None:
+    """How many candidates an export wrote, and where; `partial` says how much of the scan."""
     console.print(f"{rows} candidates with ensemble_score >= {min_score:g} -> {out}", markup=False)
+    if partial is not None:
+        console.print(Text(f"partial export: {partial}"), soft_wrap=True)
 
 
 def print_written(console: Console, what: str, path: Path) -> None:
@@ -381,7 +400,8 @@ def print_demo(console: Console, report: DemoReport) -> None:
 
 def status_table(status: ScanStatus) -> Table:
     """One row per partition: status, the funnel's counts, rows set aside and why."""
-    table = Table(title=f"{status.folder}: {status.totals['partitions']} partitions")
+    state = status.completeness
+    table = Table(title=escape(f"{status.folder}: {state.summary}"))
     table.add_column("pixel")
     table.add_column("status")
     for _, label in status.funnel:
@@ -397,8 +417,12 @@ def status_table(status: ScanStatus) -> Table:
 
 
 def print_status(console: Console, status: ScanStatus, *, per_partition: bool = True) -> None:
-    """The funnel in total (and per partition), then every failure as a whole line."""
-    totals = status.totals
+    """The funnel in total (and per partition), completeness, then every failure in full.
+
+    An incomplete scan says so first ("incomplete: N of M partitions done ..."), with the
+    missing partitions named.
+    """
+    totals, state = status.totals, status.completeness
     if per_partition:
         console.print(status_table(status))
     read = max(totals["rows_read"], 1)
@@ -409,7 +433,14 @@ def print_status(console: Console, status: ScanStatus, *, per_partition: bool = 
     if totals["rejected"]:
         aside = ", ".join(f"{k} {v:,}" for k, v in sorted(totals["rejected"].items()))
         console.print(Text(f"rows set aside: {aside}"), soft_wrap=True)
-    console.print(f"partitions: {totals.get('done', 0)} done, {totals.get('failed', 0)} failed")
+    if state.complete:
+        console.print(Text(f"complete: {state.summary}"), soft_wrap=True)
+    else:
+        line = Text.assemble(("incomplete:", "bold yellow"), f" {state.summary}")
+        console.print(line, soft_wrap=True)
+        if state.missing:
+            console.print(Text(f"missing: {', '.join(state.missing)}"), soft_wrap=True)
+        console.print(Text(f"to finish: {state.advice(status.folder)}"), soft_wrap=True)
     for m in status.markers:
         if m.status == "failed":
             line = Text.assemble(("failed", "red"), f" {m.pixel} ({m.error_kind}): {m.error}")

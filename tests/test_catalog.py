@@ -11,11 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 from hats.pixel_math.spatial_index import spatial_index_to_healpix
 
-from lensflow.catalog import open_catalog, partition_files, read_partition
+from lensflow.catalog import inside_pixel, open_catalog, partition_files, read_partition
 from lensflow.cuts import parse_cuts
 from lensflow.errors import CatalogError, MissingColumnError, PixelError, SchemaError
 from lensflow.sky import HealpixPixel
 from lensflow.testing import survey_frame
+
+pytestmark = pytest.mark.bad_input
 
 COLUMNS = ["objID", "raStack", "decStack", "rKronMag"]
 
@@ -213,3 +215,19 @@ def test_nan_rows_survive_a_cut_that_keeps_them(imported_catalog: Path) -> None:
         for p in catalog.pixels
     )
     assert kept == int(survey_frame(4_000, seed=3).gKronMag.isna().sum()) == 80
+
+
+def test_rows_lie_in_their_pixel_by_coordinates(imported_catalog: Path) -> None:
+    """Every row hats-import placed is inside its pixel by ra/dec, boundary rows included."""
+    catalog = open_catalog(imported_catalog)
+    moved = 0
+    for pixel in catalog.pixels:
+        table = read_partition(pixel, catalog=catalog, columns=["raStack", "decStack"]).table
+        ra = table["raStack"].to_numpy().astype(np.float64)
+        dec = table["decStack"].to_numpy().astype(np.float64)
+        assert inside_pixel(ra, dec, pixel).all()
+        far = inside_pixel((ra + 180.0) % 360.0, -dec, pixel)
+        assert not far.any()
+        moved += len(ra)
+    assert moved == 4_000
+    assert inside_pixel(np.empty(0), np.empty(0), catalog.pixels[0]).shape == (0,)

@@ -77,6 +77,7 @@ def test_rewrite_replaces_group_without_leftovers(store: Path) -> None:
     assert not list((store / "Norder=3").glob("*.tmp"))
 
 
+@pytest.mark.bad_input
 def test_misshapen_and_duplicate_input_is_refused(store: Path) -> None:
     ids = np.arange(4, dtype=np.int64)
     with pytest.raises(CutoutError, match="shape"):
@@ -85,6 +86,7 @@ def test_misshapen_and_duplicate_input_is_refused(store: Path) -> None:
         write_group(store, "x", ids=np.array([1, 1, 2, 3]), images=_images(ids))
 
 
+@pytest.mark.bad_input
 def test_missing_store_and_group(tmp_path: Path, store: Path) -> None:
     with pytest.raises(CutoutError, match="no cutout store"):
         open_store(tmp_path / "nowhere.zarr")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from lensflow.io import (
     claim_folder,
     file_digest,
     write_atomic,
+    write_folder_atomic,
     write_parquet,
     write_text,
 )
+
+pytestmark = pytest.mark.faults
 
 
 def test_canonical_hash_ignores_key_order() -> None:
@@ -64,3 +68,44 @@ def test_claim_folder_makes_it_or_refuses_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match=r"file/out: cannot write the output \(.+\)"):
         claim_folder(tmp_path / "file" / "out", what="output")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EROFS, "Read-only file system"),
+        KeyboardInterrupt(),
+    ],
+)
+def test_every_failed_write_leaves_no_temp(tmp_path: Path, failure: BaseException) -> None:
+    def broken(tmp: Path) -> None:
+        tmp.write_bytes(b"")  # the zero-byte temp a full disk leaves
+        raise failure
+
+    with pytest.raises(type(failure)):
+        write_atomic(tmp_path / "marker.json", broken)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_is_swapped_in_whole(tmp_path: Path) -> None:
+    target = tmp_path / "export"
+
+    def build(names: list[str]) -> object:
+        return lambda tmp: [write_text(tmp / name, name) for name in names]
+
+    write_folder_atomic(target, build(["a", "b", "c"]), replace=False)
+    with pytest.raises(OutputError, match="exists; pass --overwrite"):
+        write_folder_atomic(target, build(["d"]), replace=False)
+    assert sorted(p.name for p in target.iterdir()) == ["a", "b", "c"]
+    write_folder_atomic(target, build(["d"]), replace=True)
+    assert [p.name for p in target.iterdir()] == ["d"], "nothing of the old folder is left"
+
+    def broken(tmp: Path) -> None:
+        write_text(tmp / "e", "e")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_folder_atomic(target, broken, replace=True)
+    assert [p.name for p in target.iterdir()] == ["d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"], "no temp or old folder"

@@ -10,6 +10,8 @@ import pytest
 from lensflow.errors import ConfigError, ModelMismatchError
 from lensflow.registry import default_manifest_path, load_manifest
 
+pytestmark = pytest.mark.bad_input
+
 
 @pytest.fixture
 def models(tmp_path: Path) -> Path:
@@ -126,3 +128,28 @@ def test_a_member_may_not_take_a_reserved_scorer_name(models: Path) -> None:
     models.write_text(models.read_text().replace('name = "mobilenet"', 'name = "mean"', 1))
     with pytest.raises(ConfigError, match=r"\['mean'\] are reserved"):
         load_manifest(models, verify=False)
+
+
+@pytest.mark.parametrize("content", [b"<html>a saved web page</html>\n", b"\x80\x04\x95pickle"])
+def test_a_file_named_onnx_that_is_not_onnx_is_named(models: Path, content: bytes) -> None:
+    import hashlib
+
+    member = load_manifest(models).ensemble.members[0]
+    path = models.parent / member.file
+    path.write_bytes(content)  # the manifest updated to its hash: only the format is wrong
+    digest = hashlib.sha256(content).hexdigest()
+    models.write_text(models.read_text().replace(member.sha256, digest, 1))
+    with pytest.raises(ModelMismatchError, match=rf"{member.file}: not an ONNX model"):
+        load_manifest(models)
+
+
+def test_a_truncated_onnx_file_is_not_a_model(models: Path) -> None:
+    import hashlib
+
+    member = load_manifest(models).ensemble.members[0]
+    path = models.parent / member.file
+    path.write_bytes(path.read_bytes()[:2_000])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    models.write_text(models.read_text().replace(member.sha256, digest, 1))
+    with pytest.raises(ModelMismatchError, match=r"not an ONNX model \(truncated\)"):
+        load_manifest(models)

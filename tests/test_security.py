@@ -9,6 +9,8 @@ import pytest
 
 import lensflow
 
+pytestmark = pytest.mark.security
+
 PACKAGE = Path(lensflow.__file__).parent
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
 FORBIDDEN_MODULES = {"pickle", "dill", "marshal", "shelve", "numexpr"}

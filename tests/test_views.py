@@ -80,7 +80,7 @@ def test_plan_table_totals_the_rows_and_counts_the_unreadable() -> None:
     assert "bad footer [magic]" in text
     [total] = [line for line in text.splitlines() if "total" in line]
     assert "4,000" in total and "1,000 (25.00%)" in total and "1 unreadable" in total
-    assert text.splitlines()[-1] == "cut: (r < 21)"
+    assert text.splitlines()[-2:] == ["cut: (r < 21)", "unreadable 2/18: bad footer [magic]"]
 
 
 def test_plan_table_without_exact_has_no_cut_counts() -> None:
@@ -167,3 +167,14 @@ def test_demo_report_gives_the_funnel_recovery_and_rate_per_core() -> None:
     assert "lenses: 95 of 100 injected recovered (97 reached the ensemble)" in lines
     assert any("in 7.5 s on 2 cores = 10,000 sources/s/core" in line for line in lines)
     assert "candidates: candidates.parquet (113 rows)" in lines
+
+
+def test_plan_errors_are_whole_lines_only_off_a_terminal() -> None:
+    error = "pixel 2/18: " + "a footer that a table cell would cut to its width " * 4
+    rows = [PlanRow(validate_pixel(2, 18), rows=0, error=error)]
+    log, out = log_console()
+    views.print_plan(log, "sky", rows, cut="true", exact=False)
+    assert f"unreadable 2/18: {error}" in out.getvalue().splitlines()
+    terminal = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    views.print_plan(terminal, "sky", rows, cut="true", exact=False)
+    assert "unreadable 2/18" not in terminal.file.getvalue()  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from lensflow.cli.common import (
     command,
     console,
     cutouts_app,
+    joined,
     set_logging,
 )
 
@@ -48,14 +49,16 @@ def cutouts_build(
 
     Rows outside the tiles, on masked or non-finite pixels, or on unreadable tiles are counted
     per reason and listed by id in the build report beside the store. Rerunning resumes (done
-    partitions are skipped). Exit status 0: all done; 2: some partitions failed; 1: the build
-    could not run.
+    partitions are skipped). Exit status 0: all done; 2: some partitions failed; others: see
+    the README's table.
     """
     from lensflow.catalog import open_inputs
-    from lensflow.cluster import connect, dashboard_link
+    from lensflow.cluster import dashboard_link
     from lensflow.config import PlanConfig
     from lensflow.errors import ConfigError
     from lensflow.images import BuildPaths, CatalogRows, build_cutouts
+    from lensflow.images.tiles import find_tiles
+    from lensflow.io import claim_folder
 
     set_logging(verbose)
     build_config = cluster_options(PlanConfig.from_toml(config), scheduler, workers)
@@ -75,7 +78,9 @@ def cutouts_build(
         cut=None if all_rows else inputs.cut,
         region=inputs.region,
     )
-    with connect(build_config.cluster, insecure=insecure) as client:
+    find_tiles(build_config.images)  # tiles, store folder: checked before a cluster starts
+    claim_folder(store.parent, what="cutout store's folder (--output)")
+    with joined(build_config.cluster, insecure=insecure) as client:
         views.print_dashboard(console, dashboard_link(client))
         with views.build_progress(console) as hook:
             report = build_cutouts(

@@ -8,24 +8,27 @@ scan goes on.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from distributed import Client, as_completed
+from distributed import Client, Future, as_completed
 
 from lensflow.candidates import finish_candidate_catalog
-from lensflow.catalog import Catalog, open_inputs, require_pixel
+from lensflow.catalog import Catalog, catalog_files, open_inputs, require_pixel
 from lensflow.cluster import has_gpu_workers
 from lensflow.config import ColumnMap, ScanConfig
 from lensflow.cutouts import open_store
 from lensflow.ensemble import check_ensemble_inputs
-from lensflow.errors import MissingColumnError, PixelError
-from lensflow.io import canonical_hash
+from lensflow.errors import ClusterError, MissingColumnError, PixelError
+from lensflow.io import canonical_hash, claim_folder
 from lensflow.registry import default_manifest_path, load_manifest
+from lensflow.scan.lock import acquire
 from lensflow.scan.stages import (
     Failure,
     PartitionResult,
@@ -65,11 +68,16 @@ class ScanOutcome:
         return 2 if self.failed else 0
 
 
-def build_context(config: ScanConfig) -> ScanContext:
+def build_context(
+    config: ScanConfig, *, forced: Sequence[HealpixPixel] = (), lock: bool = True
+) -> ScanContext:
     """Check every input before any task runs: catalog, cut, region, columns, cutouts, models.
 
-    The columns the photometry gate reads are named by the models' manifest and must be mapped
-    and present in the catalog; the ensemble's bands, size and units must fit the cutout store.
+    The column map and the columns the photometry gate reads (named by the models' manifest)
+    are checked against the catalog's schema, and the ensemble's bands, size and units against
+    the cutout store, before the output folder is touched. Then the folder is locked (the
+    context holds the lock until `run_context` ends) and claimed; `forced` pixels (a rerun) may
+    have changed catalog files.
     """
     inputs = open_inputs(config)
     catalog = inputs.catalog
@@ -78,7 +86,7 @@ def build_context(config: ScanConfig) -> ScanContext:
     source = config.models.manifest or default_manifest_path()
     needed_by = f"photometry model {manifest.photometry.name!r} of {source}"
     config.catalog.columns.require(features, needed_by=needed_by)
-    check_mapped_columns(config.catalog.columns, ["id", "ra", "dec", *features], catalog=catalog)
+    check_mapped_columns(config.catalog.columns, catalog=catalog)
     store = open_store(config.cutouts.path)
     check_ensemble_inputs(manifest, store)
     photometry_threshold = (
@@ -101,7 +109,20 @@ def build_context(config: ScanConfig) -> ScanContext:
         region=inputs.region,
     )
     output = config.output.path
-    prepare_scan_dir(output, config, parts)
+    claim_folder(output, what="scan folder (--output)")
+    held = acquire(output) if lock else None
+    try:
+        prepare_scan_dir(
+            output,
+            config,
+            parts,
+            files=catalog_files(catalog),
+            forced=[pixel_key(p) for p in forced],
+        )
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
     return ScanContext(
         config=config,
         catalog=catalog,
@@ -112,18 +133,24 @@ def build_context(config: ScanConfig) -> ScanContext:
         fingerprint=canonical_hash(parts),
         output=output,
         region=inputs.region,
+        lock=held,
     )
 
 
-def check_mapped_columns(columns: ColumnMap, names: Sequence[str], *, catalog: Catalog) -> None:
-    """Refuse a column map whose entries for `names` are not columns of the catalog."""
-    mapped = columns.mapped()
-    for name in names:
-        if mapped[name] not in catalog.schema.names:
-            raise MissingColumnError(
-                f"[catalog.columns] {name} = {mapped[name]!r}: no such column in {catalog.path}; "
-                f"it has {sorted(catalog.schema.names)}"
-            )
+def check_mapped_columns(columns: ColumnMap, *, catalog: Catalog) -> None:
+    """Refuse a column map naming a column the catalog's schema lacks, with the nearest names."""
+    names = list(catalog.schema.names)
+    problems = []
+    for key, column in columns.mapped().items():
+        if column not in names:
+            close = difflib.get_close_matches(column, names, n=3, cutoff=0.6)
+            hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+            problems.append(f"{key} = {column!r}{hint}")
+    if problems:
+        raise MissingColumnError(
+            f"[catalog.columns] {'; '.join(problems)}: no such column in the schema of "
+            f"{catalog.path}; it has {sorted(names)}"
+        )
 
 
 def pending_pixels(context: ScanContext) -> tuple[list[HealpixPixel], int]:
@@ -152,7 +179,8 @@ def run_scan(
     progress: ProgressHook | None = None,
 ) -> ScanOutcome:
     """Scan the catalog (or only `pixels`, forced) on the client's cluster; resumable."""
-    return run_context(build_context(config), client=client, pixels=pixels, progress=progress)
+    context = build_context(config, forced=pixels or ())
+    return run_context(context, client=client, pixels=pixels, progress=progress)
 
 
 def run_context(
@@ -162,7 +190,26 @@ def run_context(
     pixels: Sequence[HealpixPixel] | None = None,
     progress: ProgressHook | None = None,
 ) -> ScanOutcome:
-    """Run a scan whose inputs build_context has checked (before any cluster was started)."""
+    """Run a scan whose inputs build_context has checked (before any cluster was started).
+
+    The folder's lock is released however this ends; Ctrl-C (KeyboardInterrupt) cancels the
+    partitions in flight, writes the manifest of those finished and re-raises, so the scan
+    resumes where it stopped.
+    """
+    try:
+        return _run_locked(context, client=client, pixels=pixels, progress=progress)
+    finally:
+        if context.lock is not None:
+            context.lock.release()
+
+
+def _run_locked(
+    context: ScanContext,
+    *,
+    client: Client,
+    pixels: Sequence[HealpixPixel] | None,
+    progress: ProgressHook | None,
+) -> ScanOutcome:
     start = time.perf_counter()
     if pixels is None:
         todo, skipped = pending_pixels(context)
@@ -178,7 +225,18 @@ def run_context(
         todo, skipped = list(pixels), 0
     if skipped:
         logger.info("resuming: %d partitions already done, %d to run", skipped, len(todo))
-    failed = _run_chains(client, context, todo, progress)
+    try:
+        failed, lost = _run_chains(client, context, todo, progress, limit=None)
+        if lost:  # a worker death also kills its neighbours' tasks: each alone, once more
+            logger.warning("%d partitions lost their worker; running them again alone", len(lost))
+            failed += _run_chains(client, context, lost, None, limit=1)[0] - len(lost)
+    except KeyboardInterrupt:
+        write_manifest(context.output, read_markers(context.output))
+        logger.warning("interrupted: finished partitions are kept; rerun the scan to resume")
+        raise
+    except ClusterError:
+        write_manifest(context.output, read_markers(context.output))
+        raise
     remove_stale_temporaries(context.output)
     markers = read_markers(context.output)
     write_manifest(context.output, markers)
@@ -223,27 +281,42 @@ def rerun_scan(
     return run_scan(config, client=client, pixels=pixels, progress=progress)
 
 
+def _shared(context: ScanContext) -> ScanContext:
+    """The scan context as a task result every chain depends on."""
+    return context
+
+
 def _run_chains(
     client: Client,
     context: ScanContext,
     todo: list[HealpixPixel],
     progress: ProgressHook | None,
-) -> int:
+    *,
+    limit: int | None,
+) -> tuple[int, list[HealpixPixel]]:
+    """Run the partitions' chains, at most `limit` (else max_in_flight) at once.
+
+    Returns how many failed and the pixels whose chain died with its worker (KilledWorker).
+    """
     total = len(todo)
     if progress:
         progress(0, total, None)
     if not todo:
-        return 0
-    [shared] = client.scatter([context], broadcast=True, hash=False)
+        return 0, []
+    run = uuid.uuid4().hex[:8]  # a key per run, so a rerun never meets a finished key
+    # A task's result, not scattered data: when every worker holding it has died (a poison
+    # pixel kills them all), the scheduler computes it again instead of cancelling every chain.
+    shared = client.submit(_shared, replace(context, lock=None), key=f"context-{run}", pure=False)
     gpu = has_gpu_workers(client)
     resources = {"GPU": 1} if gpu else None
     if gpu:
         logger.info("GPU workers present: the ensemble step asks for GPU=1")
-    limit = context.config.cluster.max_in_flight
+    limit = limit or context.config.cluster.max_in_flight
+    lost: list[HealpixPixel] = []
     queue = list(reversed(todo))
     pixel_of = {}
+    chains: dict[str, tuple[Future[Any], Future[Any]]] = {}
     running = as_completed()
-    run = uuid.uuid4().hex[:8]  # a key per run, so a rerun never meets a finished key
 
     def submit(pixel: HealpixPixel) -> None:
         name = f"{pixel.order}-{pixel.pixel}-{run}"
@@ -259,23 +332,36 @@ def _run_chains(
             pure=False,
         )
         pixel_of[classified.key] = pixel
+        chains[classified.key] = (selected, classified)
         running.add(classified)
 
     for _ in range(min(limit, len(queue))):
         submit(queue.pop())
     failed = 0
-    for finished, future in enumerate(running, start=1):
-        pixel = pixel_of.pop(future.key)
-        try:
-            result: PartitionResult = future.result()
-        except Exception as exc:  # noqa: BLE001  KilledWorker or a crashed task: record, go on
-            error = f"pixel {pixel_key(pixel)}: {type(exc).__name__}: {exc}"
-            result = failure_result(Failure(pixel, error, "worker"), context=context)
-        finally:
-            future.release()
-        failed += not result.ok
-        if progress:
-            progress(finished, total, result)
-        if queue:
-            submit(queue.pop())
-    return failed
+    try:
+        for finished, future in enumerate(running, start=1):
+            pixel = pixel_of.pop(future.key)
+            chains.pop(future.key, None)
+            try:
+                result: PartitionResult = future.result()
+            except Exception as exc:  # noqa: BLE001  KilledWorker or a crashed task: record, go on
+                if client.status != "running":  # the scheduler is gone: no chain can finish
+                    raise ClusterError(
+                        f"lost the Dask scheduler mid-scan ({type(exc).__name__}: {exc}); "
+                        "finished partitions are recorded: run the scan again to resume"
+                    ) from None
+                error = f"pixel {pixel_key(pixel)}: {type(exc).__name__}: {exc}"
+                lost.append(pixel)
+                result = failure_result(Failure(pixel, error, "worker"), context=context)
+            finally:
+                future.release()
+            failed += not result.ok
+            if progress:
+                progress(finished, total, result)
+            if queue:
+                submit(queue.pop())
+    except KeyboardInterrupt:
+        logger.warning("interrupted with %d partitions in flight; cancelling", len(pixel_of))
+        client.cancel([f for chain in chains.values() for f in chain])
+        raise
+    return failed, lost

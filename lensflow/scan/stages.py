@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
 
 from lensflow.candidates import candidate_table, write_candidates
-from lensflow.catalog import Catalog, read_partition
+from lensflow.catalog import Catalog, inside_pixel, read_partition
 from lensflow.config import ScanConfig
 from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.cuts import Cut
@@ -30,6 +30,7 @@ from lensflow.errors import LensflowError
 from lensflow.photometry import photometry_features, score_photometry
 from lensflow.regions import Region, usable_coordinates
 from lensflow.registry import ModelManifest
+from lensflow.scan.lock import ScanLock
 from lensflow.scan.state import Marker, write_marker
 from lensflow.sky import HealpixPixel, pixel_key
 
@@ -50,6 +51,7 @@ class ScanContext:
     fingerprint: str
     output: Path
     region: Region | None = None  # None: every partition of the catalog, every row
+    lock: ScanLock | None = field(default=None, compare=False, repr=False)  # the driver's only
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,10 @@ def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
     dec = table[columns.dec].to_numpy(zero_copy_only=False).astype(np.float64)
     good_coords = usable_coordinates(ra, dec)
     rejected["bad_coordinates"] = int((~good_coords).sum())
+    inside = np.zeros(len(ra), dtype=bool)  # rows whose ra/dec lie outside the file's pixel
+    inside[good_coords] = inside_pixel(ra[good_coords], dec[good_coords], pixel)
+    rejected["outside_pixel"] = int((good_coords & ~inside).sum())
+    good_coords &= inside
 
     values = {
         name: pc.fill_null(table[column].cast(pa.float32()), np.nan).to_numpy()

@@ -18,10 +18,10 @@ import tomli_w
 from lensflow.config import ScanConfig
 from lensflow.cutouts import StoreInfo
 from lensflow.errors import ScanStateError
-from lensflow.io import canonical_hash, claim_folder, write_text
-from lensflow.locations import file_size
+from lensflow.io import canonical_hash, claim_folder, file_digest, write_text
+from lensflow.locations import Location, remote
 from lensflow.registry import ModelManifest
-from lensflow.sky import HealpixPixel, pixel_key, validate_pixel
+from lensflow.sky import HealpixPixel, validate_pixel
 
 if TYPE_CHECKING:
     from lensflow.catalog import Catalog
@@ -33,6 +33,7 @@ CONFIG_FILE = "scan.toml"
 FINGERPRINT_FILE = "fingerprint.json"
 MANIFEST_FILE = "manifest.json"
 MARKERS = "markers"
+FINGERPRINT_VERSION = 2  # 2: files named and digested; 1 (no "version"): a hash of sizes
 
 
 @dataclass(frozen=True)
@@ -79,15 +80,14 @@ def fingerprint_parts(
 ) -> dict[str, Any]:
     """What decides a scan's results, as a mapping; its canonical hash is the fingerprint.
 
-    The catalog's files are those of the partitions scanned (with a region, those it keeps),
-    each with its size (for a URL, from the filesystem's metadata; the storage options and
-    credentials are no part of it); a scan of the whole catalog has no "sky" part, so its
-    fingerprint is what it always was.
+    The catalog's files are named (those of the partitions scanned; with a region, those it
+    keeps); their contents are identified by digest in the fingerprint record's `files`
+    (see `catalog_files` and `prepare_scan_dir`), so a file restored to its old bytes resumes.
+    Storage options and credentials are no part of it.
     """
-    files = [[pixel_key(pixel), file_size(catalog.file_of(pixel))] for pixel in catalog.pixels]
     parts: dict[str, Any] = {
         "catalog": str(catalog.path),
-        "catalog_files": canonical_hash(files),
+        "catalog_files": sorted(_file_name(catalog, pixel) for pixel in catalog.pixels),
         "catalog_partitions": len(catalog.pixels),
         "columns": config.catalog.columns.mapped(),
         "cuts": config.cuts.expression,
@@ -108,34 +108,195 @@ def fingerprint_parts(
     return parts
 
 
-def difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Lines naming each fingerprint part that changed, with both values."""
-    lines = []
+def _file_name(catalog: Catalog, pixel: HealpixPixel) -> str:
+    """A pixel's file (or folder) under the catalog's dataset/, as `catalog_files` names it."""
+    text, base = str(catalog.file_of(pixel)), str(catalog.path).rstrip("/") + "/dataset/"
+    return text.removeprefix(base)
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Lines naming each config key or catalog file that changed, with both values (no hashes)."""
+    lines: list[str] = []
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            lines.append(f"  {key}: was {old.get(key)!r}, now {new.get(key)!r}")
+        was, now = old.get(key), new.get(key)
+        if was == now:
+            continue
+        if key == "catalog_files" and isinstance(was, list) and isinstance(now, list):
+            lines += _set_changes("catalog file", was, now)
+        elif key == "columns" and isinstance(was, dict) and isinstance(now, dict):
+            for name in sorted(set(was) | set(now)):
+                if was.get(name) != now.get(name):
+                    lines.append(
+                        f"  catalog.columns.{name}: was {was.get(name)!r}, now {now.get(name)!r}"
+                    )
+        elif key == "models" and isinstance(was, dict) and isinstance(now, dict):
+            for name in sorted(set(was) | set(now)):
+                if name not in was:
+                    lines.append(f"  model {name!r} added")
+                elif name not in now:
+                    lines.append(f"  model {name!r} removed")
+                elif was[name] != now[name]:
+                    lines.append(f"  model {name!r} changed (its sha256)")
+        elif key.startswith("ensemble_") and key != "ensemble_threshold":
+            lines.append(f"  the models' {key.removeprefix('ensemble_')} table changed")
+        else:
+            lines.append(f"  {_CONFIG_KEYS.get(key, key)}: was {was!r}, now {now!r}")
     return lines
 
 
-def prepare_scan_dir(root: Path, config: ScanConfig, parts: Mapping[str, Any]) -> None:
+difference = describe_changes
+
+_CONFIG_KEYS = {
+    "catalog": "catalog.path",
+    "catalog_partitions": "catalog partitions",
+    "cuts": "cuts.expression",
+    "cutouts": "cutouts.path",
+    "photometry_threshold": "photometry.threshold",
+    "ensemble_threshold": "ensemble.threshold",
+    "prior_lens_rate": "ensemble.prior_lens_rate",
+}
+
+
+def _set_changes(what: str, was: list[Any], now: list[Any], *, shown: int = 5) -> list[str]:
+    added = sorted(set(map(str, now)) - set(map(str, was)))
+    removed = sorted(set(map(str, was)) - set(map(str, now)))
+    lines = [f"  {what} {name} added" for name in added[:shown]]
+    lines += [f"  {what} {name} removed" for name in removed[:shown]]
+    hidden = max(0, len(added) - shown) + max(0, len(removed) - shown)
+    if hidden:
+        lines.append(f"  ... and {hidden} more {what}s added or removed")
+    return lines
+
+
+def prepare_scan_dir(
+    root: Path,
+    config: ScanConfig,
+    parts: Mapping[str, Any],
+    *,
+    files: Mapping[str, tuple[Location, str]] | None = None,
+    forced: Iterable[str] = (),
+) -> None:
     """Claim a scan folder: write the config and fingerprint, or refuse a changed fingerprint.
 
-    A folder that cannot be made or written is refused before any partition runs.
+    `files` (name -> file, pixel key) are digested (sha256) where their size or mtime differ
+    from the stored record. A changed file whose partition is not done (or is `forced`, pixel
+    keys) is accepted, and the partition runs with it; one under a done partition is refused by
+    name. A folder where no partition has run yet accepts a changed config. A folder that
+    cannot be made or written is refused before any partition runs.
     """
     claim_folder(root, what="scan folder (--output)")
     existing = read_fingerprint(root)
+    stored_files: Mapping[str, Any] = {}
+    keep_config = False
     if existing is not None:
-        old_parts = existing.get("parts", {})
-        if existing.get("fingerprint") != canonical_hash(parts):
-            changes = "\n".join(difference(old_parts, parts)) or "  (format changed)"
+        ran = any((root / MARKERS).glob("Norder=*/Npix=*.json"))
+        same = existing.get("fingerprint") == canonical_hash(parts)
+        current = existing.get("version") == FINGERPRINT_VERSION
+        if ran and not current:
             raise ScanStateError(
-                f"{root} holds a scan with a different config fingerprint:\n{changes}\n"
-                "Scan into a new --output folder, or restore the previous inputs."
+                f"{root} holds a scan by an earlier lensflow whose fingerprint does not identify "
+                "the catalog's files by content, so it cannot be resumed; `lensflow status` and "
+                "`lensflow export` still read it. Scan into a new --output folder."
             )
+        if ran and not same:
+            changes = "\n".join(describe_changes(existing.get("parts", {}), parts))
+            raise ScanStateError(
+                f"{root} holds a scan with a different config:\n{changes or '  (format changed)'}"
+                "\nScan into a new --output folder, or restore the previous inputs."
+            )
+        if not same:
+            logger.warning(
+                "%s: no partition has run yet, so the changed config replaces the old one", root
+            )
+        keep_config = same
+        stored_files = (existing.get("files") or {}) if current else {}
+    records = _file_records(root, files or {}, stored_files, forced=set(forced))
+    if keep_config and records == stored_files:
         return
-    write_text(root / CONFIG_FILE, tomli_w.dumps(config.to_toml_dict()))
-    payload = {"fingerprint": canonical_hash(parts), "parts": parts}
-    write_text(root / FINGERPRINT_FILE, json.dumps(payload, indent=2, sort_keys=True))
+    if not keep_config:
+        write_text(root / CONFIG_FILE, tomli_w.dumps(config.to_toml_dict()))
+    payload = {
+        "version": FINGERPRINT_VERSION,
+        "fingerprint": canonical_hash(parts),
+        "parts": parts,
+        "files": records,
+    }
+    write_text(root / FINGERPRINT_FILE, json.dumps(payload, indent=1, sort_keys=True))
+
+
+def _file_records(
+    root: Path,
+    files: Mapping[str, tuple[Location, str]],
+    stored: Mapping[str, Any],
+    *,
+    forced: set[str],
+) -> dict[str, Any]:
+    """Each file's size, mtime and sha256, digesting only files whose size or mtime changed."""
+    stats = {name: _stat(file) for name, (file, _key) in files.items()}
+    fresh = [name for name in files if stats[name] != _stat_of(stored.get(name))]
+    digests = dict(zip(fresh, _digests([files[name][0] for name in fresh]), strict=True))
+    records: dict[str, Any] = {}
+    changed: list[tuple[str, str]] = []
+    for name, (_file, key) in files.items():
+        if name not in digests:
+            records[name] = stored[name]
+            continue
+        size, mtime = stats[name]
+        records[name] = {"size": size, "mtime_ns": mtime, "sha256": digests[name]}
+        old = stored.get(name)
+        if isinstance(old, dict) and old.get("sha256") != digests[name]:
+            changed.append((name, key))
+    if changed:
+        done = {m.pixel for m in read_markers(root) if m.status == "done"} - forced
+        refused = [(name, key) for name, key in changed if key in done]
+        if refused:
+            lines = [f"  catalog file {name} changed (content)" for name, _ in refused]
+            pixels = ",".join(dict.fromkeys(key for _, key in refused))
+            raise ScanStateError(
+                f"{root}: catalog files of done partitions changed since they were scanned:\n"
+                + "\n".join(lines)
+                + f"\nRestore them, or scan those partitions again with `lensflow rerun {root} "
+                f"--pixels {pixels}`."
+            )
+        for name, key in changed:
+            logger.warning(
+                "catalog file %s changed (content); partition %s runs with the new file", name, key
+            )
+    return records
+
+
+def _stat(file: Location) -> tuple[int, int | str | None]:
+    """(size, mtime in ns) of a local file; for a URL, (size, its ETag or mtime if any)."""
+    url = remote(file)
+    if url is None:
+        stat = Path(str(file)).stat()
+        return stat.st_size, stat.st_mtime_ns
+    info = url.fs.info(url.path)
+    tag = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    return int(info.get("size") or -1), None if tag is None else str(tag)
+
+
+def _stat_of(record: Any) -> tuple[Any, Any] | None:
+    if not isinstance(record, dict):
+        return None
+    return record.get("size"), record.get("mtime_ns")
+
+
+def _digests(files: list[Location]) -> list[str]:
+    """sha256 of each local file (threads: hashlib releases the GIL); for a URL, its ETag or
+    mtime where the filesystem gives one, else its size (a URL is never downloaded to hash)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def digest(file: Location) -> str:
+        if remote(file) is None:
+            return file_digest(Path(str(file)))
+        size, tag = _stat(file)
+        return f"etag:{tag}" if tag is not None else f"size:{size}"
+
+    if not files:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
+        return list(pool.map(digest, files))
 
 
 def read_fingerprint(root: Path) -> dict[str, Any] | None:

@@ -19,9 +19,11 @@ from pydantic import (
     model_validator,
 )
 
+from lensflow.calibration import DEFAULT_PRIOR_LENS_RATE
 from lensflow.config import problems, read_toml
 from lensflow.errors import ConfigError
 from lensflow.surveys import DEFAULT_SURVEY, profile_path, survey_profile
+from lensflow.train.options import MiningConfig, RandomiseConfig, SelectionConfig
 
 Device = Literal["cpu", "cuda", "auto"]
 Architecture = Literal["resnet", "mobilenet", "attention"]
@@ -82,7 +84,9 @@ class CutoutSet(_Frozen):
     reused while the spec is unchanged. seeing_factor and depth_mag simulate it in a shifted
     survey (`Survey.shifted` of the config's profile: PSF FWHM x seeing_factor, depth_mag < 0
     shallower). population: the simulator's ("classic" or "wide"); the spec holds it when it is
-    not "classic" (so specs, and sets cached, from before it existed stay valid).
+    not "classic" (so specs, and sets cached, from before it existed stay valid). simulator
+    "independent": rendered by lensflow.independent (`lensflow simulate check-set`: its own
+    population and classes in equal shares; mix and population do not apply).
     """
 
     n_lenses: int = Field(default=4000, gt=0)
@@ -92,6 +96,7 @@ class CutoutSet(_Frozen):
     seeing_factor: float = Field(default=1.0, gt=0.0)
     depth_mag: float = 0.0
     population: Literal["classic", "wide"] = "classic"
+    simulator: Literal["lensflow", "independent"] = "lensflow"
     store: Path | None = None
     labels: Path | None = None
     folder: Path | None = None
@@ -115,7 +120,15 @@ class CutoutSet(_Frozen):
             spec |= {"seeing_factor": self.seeing_factor, "depth_mag": self.depth_mag}
         if self.population != "classic":
             spec["population"] = self.population
+        if self.simulator != "lensflow":
+            spec["simulator"] = self.simulator
         return spec
+
+
+class PoolSet(CutoutSet):
+    """A set of non-lenses only (a mining round's pool): n_lenses may be 0."""
+
+    n_lenses: int = Field(default=0, ge=0)
 
 
 class EvaluationSet(CutoutSet):
@@ -170,6 +183,20 @@ class MemberConfig(_Frozen):
     lr: float | None = Field(default=None, gt=0.0)
 
 
+class CombinationConfig(_Frozen):
+    """The ensemble combination and calibration fitted at training time ([combination]).
+
+    set: a natural-mix cutout set (not a held-out one) the members are scored on; a logistic
+    regression on their logits and an isotonic calibration are fitted there and written into
+    the manifest (lensflow.train.calibrate). prior: the lens rate the run report quotes purity
+    at; l2: the logistic regression's penalty.
+    """
+
+    set: CutoutSet
+    prior: float = Field(default=DEFAULT_PRIOR_LENS_RATE, gt=0.0, lt=1.0)
+    l2: float = Field(default=1.0, gt=0.0)
+
+
 class TrainConfig(_Surveyed):
     """`lensflow train ensemble --config train.toml`: CNN members, trained and exported."""
 
@@ -200,6 +227,10 @@ class TrainConfig(_Surveyed):
     photometry_from: Path | None = None  # a manifest whose photometry gate the output takes
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     version: str = "1"
+    randomise: RandomiseConfig = RandomiseConfig()  # off unless asked for
+    mining: MiningConfig | None = None
+    selection: SelectionConfig | None = None  # needs [combination]
+    combination: CombinationConfig | None = None
 
     @field_validator("training_set", mode="before")
     @classmethod
@@ -219,7 +250,35 @@ class TrainConfig(_Surveyed):
             raise ValueError(
                 f"evaluation set names repeat or use {TEST_SET!r} (the test set): {sets}"
             )
+        if self.selection is not None:
+            if self.combination is None:
+                raise ValueError("[selection] chooses members on the [combination] set; add one")
+            if self.selection.size > len(self.members):
+                raise ValueError(
+                    f"[selection] size {self.selection.size} exceeds the {len(names)} members"
+                )
+        self._seeds_apart()
         return self
+
+    def _seeds_apart(self) -> None:
+        """Mining pools and the combination set must not share a seed with a held-out set:
+        object k of a seed is the same in any set, so the models would see held-out objects."""
+        held = {s.seed for s in (self.test_set, *self.evaluation_sets) if s and s.store is None}
+        used: dict[int, str] = {}
+        if self.mining is not None:
+            used |= {seed: "a [mining] pool" for seed in self.mining.seeds()}
+            if self.training_set.seed in used:
+                raise ValueError(f"{used[self.training_set.seed]} takes the training set's seed")
+        if self.combination is not None and self.combination.set.store is None:
+            seed = self.combination.set.seed
+            if seed in used or seed == self.training_set.seed:
+                raise ValueError(f"the [combination] set's seed {seed} is already used")
+            used[seed] = "the [combination] set"
+        clash = sorted(set(used) & held)
+        if clash:
+            raise ValueError(
+                f"{used[clash[0]]} has seed {clash[0]}, like a held-out set; choose another seed"
+            )
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:
@@ -285,8 +344,11 @@ class PhotometryConfig(_Surveyed):
     batch_size: int = Field(default=1024, gt=0)
     lr: float = Field(default=3e-3, gt=0.0)
     weight_decay: float = Field(default=1e-4, ge=0.0)
+    # the threshold keeps `completeness` of the validation lenses; the aim, checked on the test
+    # set: at most `max_kept_fraction` of galaxies kept where the lenses reach aim_completeness
     completeness: float = Field(default=0.95, gt=0.0, le=1.0)
-    max_kept_fraction: float = Field(default=0.02, gt=0.0, le=1.0)
+    aim_completeness: float = Field(default=0.95, gt=0.0, le=1.0)
+    max_kept_fraction: float = Field(default=0.03, gt=0.0, le=1.0)
     device: Device = "cpu"
     threads: int | None = Field(default=None, gt=0)
     output: Path = Path("models")

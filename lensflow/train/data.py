@@ -26,7 +26,7 @@ from lensflow.config import ClusterConfig
 from lensflow.cutouts import StoreInfo, list_groups, open_store, read_group
 from lensflow.errors import TrainingError
 from lensflow.labels import Labels, check_same_ids, read_labels
-from lensflow.surveys import Survey
+from lensflow.surveys import Survey, survey_profile
 from lensflow.train.config import CutoutSet, TrainingSetConfig
 
 if TYPE_CHECKING:
@@ -90,8 +90,6 @@ def ensure_cutout_set(
     if spec.store is not None:
         labels = spec.labels if spec.labels is not None else spec.store.parent / "labels.parquet"
         return spec.store, labels
-    from lensflow.simulate import NATURAL_MIX, TRAINING_MIX, make_training_set, survey_profile
-
     survey = survey or survey_profile()
     folder = spec.folder if spec.folder is not None else default_folder
     stamp = folder / "spec.json"
@@ -103,6 +101,46 @@ def ensure_cutout_set(
     stamp.unlink(missing_ok=True)
     folder.mkdir(parents=True, exist_ok=True)
     logger.info("simulating %s into %s", wanted, folder)
+    if spec.simulator == "independent":
+        made_set: Any = _independent_set(spec, folder, survey, workers, client)
+    else:
+        made_set = _lensflow_set(spec, folder, survey, workers, client)
+    store, labels = Path(made_set.store), Path(made_set.labels)
+    stamp.write_text(
+        json.dumps(
+            {"spec": wanted, "survey": survey.name, "store": str(store), "labels": str(labels)},
+            indent=2,
+        )
+    )
+    return store, labels
+
+
+def _independent_set(
+    spec: CutoutSet, folder: Path, survey: Survey, workers: int, client: Client | None
+) -> Any:
+    """A check set rendered by lensflow.independent (its own population; mix not used)."""
+    from lensflow.independent import make_check_set
+
+    options: dict[str, Any] = {
+        "n_lenses": spec.n_lenses,
+        "n_non_lenses": spec.n_non_lenses,
+        "seed": spec.seed,
+        "survey": survey.shifted(seeing_factor=spec.seeing_factor, depth_mag=spec.depth_mag),
+        "overwrite": True,
+        "progress": False,
+    }
+    if client is not None:
+        return make_check_set(folder, client=client, **options)
+    with simulation_client(workers) as own:
+        return make_check_set(folder, client=own, **options)
+
+
+def _lensflow_set(
+    spec: CutoutSet, folder: Path, survey: Survey, workers: int, client: Client | None
+) -> Any:
+    """A set simulated by lensflow.simulate in the spec's mix and population."""
+    from lensflow.simulate import NATURAL_MIX, TRAINING_MIX, make_training_set
+
     options: dict[str, Any] = {
         "n_lenses": spec.n_lenses,
         "n_non_lenses": spec.n_non_lenses,
@@ -114,18 +152,9 @@ def ensure_cutout_set(
         "population": spec.population,
     }
     if client is not None:
-        made_set = make_training_set(folder, client=client, **options)
-    else:
-        with simulation_client(workers) as own:
-            made_set = make_training_set(folder, client=own, **options)
-    store, labels = Path(made_set.store), Path(made_set.labels)
-    stamp.write_text(
-        json.dumps(
-            {"spec": wanted, "survey": survey.name, "store": str(store), "labels": str(labels)},
-            indent=2,
-        )
-    )
-    return store, labels
+        return make_training_set(folder, client=client, **options)
+    with simulation_client(workers) as own:
+        return make_training_set(folder, client=own, **options)
 
 
 def load_cutouts(store: Path, labels: Path, *, threads: int = 1) -> LabelledCutouts:

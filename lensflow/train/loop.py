@@ -25,6 +25,7 @@ from lensflow.io import write_atomic
 from lensflow.train.config import Device, Precision
 from lensflow.train.data import augment, batch_rows
 from lensflow.train.models import ProbabilityModel
+from lensflow.train.randomise import Randomisation, randomise
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ class FitSettings:
     """Optimisation settings of one training run.
 
     precision "bfloat16" autocasts the forward pass on CUDA (float32 elsewhere); channels_last
-    holds convolution activations in NHWC.
+    holds convolution activations in NHWC; randomise: domain randomisation of each training
+    batch after augmentation (lensflow.train.randomise), None for none.
     """
 
     epochs: int
@@ -48,6 +50,7 @@ class FitSettings:
     augment: bool
     precision: Precision = "float32"
     channels_last: bool = False
+    randomise: Randomisation | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +241,8 @@ def fit(
             x = train_x[rows]
             if settings.augment:
                 x = augment(x, generator)
+            if settings.randomise is not None:
+                x = randomise(x, generator, settings=settings.randomise)
             if settings.channels_last and x.ndim == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             with _autocast(device, settings.precision):

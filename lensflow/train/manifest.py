@@ -137,3 +137,36 @@ def _merged(metrics: Mapping[str, Any], name: str, values: Mapping[str, Any]) ->
         sets[name] = dict(values)
         out["evaluation_sets"] = sets
     return out
+
+
+def keep_members(path: Path, names: Sequence[str]) -> list[str]:
+    """Drop the ensemble members not named (and any fitted combination and calibration, which
+    weigh the old set) from a manifest; the file names of the members dropped."""
+    raw = read_manifest_table(path)
+    ensemble = dict(raw.get("ensemble", {}))
+    members = list(ensemble.get("members", []))
+    unknown = sorted(set(names) - {m["name"] for m in members})
+    if unknown:
+        raise TrainingError(f"{path}: no members {unknown} to keep")
+    dropped = [str(m["file"]) for m in members if m["name"] not in names]
+    ensemble["members"] = [m for m in members if m["name"] in names]
+    ensemble.pop("combination", None)
+    ensemble.pop("calibration", None)
+    raw["ensemble"] = ensemble
+    try:
+        EnsembleModels.model_validate(ensemble)
+    except ValidationError as exc:
+        raise TrainingError(f"{path}: the manifest entries do not validate:\n{exc}") from exc
+    write_text(path, tomli_w.dumps(raw))
+    return dropped
+
+
+def clear_fitted(path: Path) -> None:
+    """Remove [ensemble.combination] and [ensemble.calibration] from a manifest, if present."""
+    raw = read_manifest_table(path)
+    ensemble = raw.get("ensemble")
+    if not ensemble or not ({"combination", "calibration"} & set(ensemble)):
+        return
+    ensemble.pop("combination", None)
+    ensemble.pop("calibration", None)
+    write_text(path, tomli_w.dumps(raw))

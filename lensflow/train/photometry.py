@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lensflow.evaluate.metrics import metrics_of, roc_curve
+from lensflow.evaluate.metrics import RocCurve, metrics_of, roc_curve
 from lensflow.evaluate.plots import save_png
 from lensflow.io import file_digest
 from lensflow.surveys import Survey, survey_profile
@@ -119,6 +119,14 @@ def plot_completeness(
     return save_png(figure, path, dpi=110)
 
 
+def kept_at(
+    scores: np.ndarray, test: Catalog, completeness: float, *, curve: RocCurve | None = None
+) -> float:
+    """The fraction of test galaxies kept where the test lenses reach `completeness`."""
+    curve = curve or roc_curve(scores, test.is_lens)
+    return float(curve.fpr[np.argmax(curve.tpr >= completeness)])
+
+
 def _test_metrics(
     scores: np.ndarray, test: Catalog, usable: np.ndarray, threshold: float
 ) -> dict[str, Any]:
@@ -133,7 +141,7 @@ def _test_metrics(
             name: float(np.mean(scores[test.classes == name] >= threshold)) for name in non_lens
         },
         "kept_fraction_at_completeness": {
-            f"{c:.2f}": float(curve.fpr[np.argmax(curve.tpr >= c)]) for c in CURVE_COMPLETENESS
+            f"{c:.2f}": kept_at(scores, test, c, curve=curve) for c in CURVE_COMPLETENESS
         },
         "unusable_rows": {
             "lens": int((~usable & test.is_lens).sum()),
@@ -200,10 +208,10 @@ def train_photometry(config: PhotometryConfig | Path) -> Path:
         model, onnx_path, kind="photometry", example=usable_test[:64], check=[usable_train[:1000]]
     )
     metrics |= {
-        "aim_completeness": config.completeness,
+        "aim_completeness": config.aim_completeness,
         "aim_max_kept_fraction": config.max_kept_fraction,
-        "aim_reached": lens_kept >= config.completeness
-        and galaxies_kept <= config.max_kept_fraction,
+        "aim_reached": kept_at(test_scores, test, config.aim_completeness)
+        <= config.max_kept_fraction,
         "test_seed": config.test_seed,
         "lens_fraction_passing_cuts": test.passed.get("lens", 0)
         / max(test.drawn.get("lens", 0), 1),

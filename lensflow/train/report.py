@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from lensflow.ensemble import MEAN
 from lensflow.evaluate import ENSEMBLE, EvaluationReport
 from lensflow.io import write_text
 from lensflow.train.plain import plain
@@ -113,7 +114,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 def summarise(report: EvaluationReport) -> dict[str, Any]:
     """A set's metrics for the run report, with the aims and the most confusing class."""
     scored = report.as_dict()
-    members = {n: m for n, m in scored.items() if n != ENSEMBLE}
+    members = {n: m for n, m in scored.items() if n not in (ENSEMBLE, MEAN)}
     ens = scored[ENSEMBLE]
     best = max(members, key=lambda n: (members[n]["tpr10"], members[n]["auroc"]))
     out: dict[str, Any] = {

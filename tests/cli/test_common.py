@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lensflow.cli import app
+from lensflow.errors import ScanStateError
 from lensflow.simulate.mock_sky import MockSky
 
 runner = CliRunner()
@@ -20,11 +21,11 @@ def test_help_explains_every_command() -> None:
         assert command in result.output
 
 
-def test_an_error_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> None:
+def test_an_error_is_one_line_on_stderr_with_its_exit_status(tmp_path: Path) -> None:
     not_a_scan = tmp_path / ("a-folder-with-a-long-name-" * 4) / "[scan]"
     not_a_scan.mkdir(parents=True)
     result = runner.invoke(app, ["status", str(not_a_scan)])
-    assert result.exit_code == 1
+    assert result.exit_code == ScanStateError.exit_code == 65
     assert result.stdout == ""
     assert result.stderr.startswith("error: ")
     assert result.stderr.count("\n") == 1, "one line, never wrapped"
@@ -32,22 +33,24 @@ def test_an_error_is_one_line_on_stderr_and_exit_1(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "status"),
     [
-        ["plan", "{missing}"],
-        ["scan", "{bad}"],
-        ["rerun", "{missing}", "--pixels", "0/1"],
-        ["export", "{missing}", "{missing}.parquet"],
-        ["evaluate", "{missing}", "{missing}.parquet"],
-        ["train", "photometry", "--config", "{bad}"],
+        (["plan", "{missing}"], 64),  # a missing argument file: a usage error
+        (["scan", "{bad}"], 78),
+        (["rerun", "{missing}", "--pixels", "0/1"], 65),
+        (["export", "{missing}", "{missing}.parquet"], 65),
+        (["evaluate", "{missing}", "{missing}.parquet"], 65),
+        (["train", "photometry", "--config", "{bad}"], 78),
     ],
 )
-def test_every_command_reports_bad_input_the_same_way(tmp_path: Path, args: list[str]) -> None:
+def test_every_command_reports_bad_input_the_same_way(
+    tmp_path: Path, args: list[str], status: int
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("misspelt_key = 1\n")
     paths = {"missing": str(tmp_path / "missing"), "bad": str(bad)}
     result = runner.invoke(app, [a.format(**paths) for a in args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == status, result.output
     assert isinstance(result.exception, SystemExit), "a LensflowError never escapes"
     assert result.stdout == ""
     assert result.stderr.startswith("error: ")
@@ -83,5 +86,43 @@ def test_remote_plain_tcp_scheduler_needs_insecure(mock_sky: MockSky, tmp_path: 
             "tcp://192.0.2.1:8786",
         ],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert "--insecure" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["scan", "--bogus"], ["export"], ["status", "a", "b"], ["nonsense"], []],
+)
+def test_usage_errors_exit_64_not_the_partial_scans_2(args: list[str]) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 64, result.output
+    if args:
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+        assert "--help" in result.stderr and "Traceback" not in result.output
+
+
+def test_a_config_folder_is_a_usage_error(tmp_path: Path) -> None:
+    for command in ("plan", "scan"):
+        result = runner.invoke(app, [command, str(tmp_path)])
+        assert result.exit_code == 64, result.output
+        assert "is a directory" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_an_unreachable_tls_scheduler_is_one_line(mock_sky: MockSky, tmp_path: Path) -> None:
+    """The README's own `--scheduler tls://scheduler:8786`: no host of that name here."""
+    result = runner.invoke(
+        app,
+        [
+            "scan",
+            str(mock_sky.config),
+            "--output",
+            str(tmp_path / "s"),
+            "--scheduler",
+            "tls://scheduler:8786",
+        ],
+    )
+    assert result.exit_code in (69, 78), result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "tls://scheduler:8786" in result.stderr
+    assert isinstance(result.exception, SystemExit)

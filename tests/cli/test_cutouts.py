@@ -9,6 +9,7 @@ from distributed import Client
 from typer.testing import CliRunner
 
 from lensflow.cli import app
+from lensflow.errors import USER_ERRORS
 from lensflow.simulate.mock_sky import MockSky
 
 runner = CliRunner()
@@ -42,5 +43,5 @@ def test_cutouts_build_from_tiles_then_resume(tmp_path: Path, dask_client: Clien
 
 def test_cutouts_build_needs_an_images_section(mock_sky: MockSky) -> None:
     result = runner.invoke(app, ["cutouts", "build", str(mock_sky.config)])
-    assert result.exit_code == 1
+    assert result.exit_code in USER_ERRORS
     assert "no [images] section" in result.output

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lensflow.cli import app
+from lensflow.errors import USER_ERRORS
 from tests.evaluate.helpers import noisy_set, write_models
 
 runner = CliRunner()
@@ -100,7 +101,7 @@ def test_a_bad_prior_is_one_line(sets: dict[str, Path], extra: list[str], messag
         _calibrate(sets, *extra),
         runner.invoke(app, ["evaluate", str(sets["other"]), str(sets["other_labels"]), *extra]),
     ):
-        assert result.exit_code == 1  # type: ignore[attr-defined]
+        assert result.exit_code in USER_ERRORS  # type: ignore[attr-defined]
         stderr = result.stderr  # type: ignore[attr-defined]
         assert stderr.startswith("error: ") and stderr.count("\n") == 1 and message in stderr
 
@@ -111,15 +112,15 @@ def test_calibrate_refuses_a_small_or_held_out_set_in_one_line(
     store, labels = noisy_set(tmp_path / "small", n_lenses=20, n_non_lenses=400, seed=3)
     args = ["train", "calibrate", "--models", str(sets["manifest"]), "--store", str(store)]
     result = runner.invoke(app, [*args, "--labels", str(labels)])
-    assert result.exit_code == 1 and result.stdout == ""
+    assert result.exit_code in USER_ERRORS and result.stdout == ""
     assert "20 lenses and 400 non-lenses" in result.stderr and result.stderr.count("\n") == 1
     with sets["manifest"].open("a") as f:
         f.write(f'[ensemble.metrics.test_set]\nstore = "{sets["store"]}"\n')
     result = _calibrate(sets)
-    assert result.exit_code == 1  # type: ignore[attr-defined]
+    assert result.exit_code in USER_ERRORS  # type: ignore[attr-defined]
     assert "is the test set recorded in" in result.stderr  # type: ignore[attr-defined]
     none = str(tmp_path / "none.toml")
     missing = runner.invoke(
         app, ["train", "calibrate", "--models", none, "--store", "s", "--labels", "l"]
     )
-    assert missing.exit_code == 1 and "no models manifest here" in missing.stderr
+    assert missing.exit_code in USER_ERRORS and "no models manifest here" in missing.stderr

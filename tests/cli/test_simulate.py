@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lensflow.cli import app
+from lensflow.errors import USER_ERRORS
 
 runner = CliRunner()
 
@@ -59,7 +60,7 @@ def test_an_unknown_survey_is_refused_before_any_work(tmp_path: Path, args: list
     ensemble.write_text('[[members]]\nname = "a"\narchitecture = "resnet"\n')
     paths = {"out": str(tmp_path / "out"), "config": str(config), "ensemble": str(ensemble)}
     result = runner.invoke(app, [a.format(**paths) for a in args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code in USER_ERRORS, result.output
     assert "unknown survey 'euclid'; shipped profiles: hsc, legacy, lsst" in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -80,7 +81,7 @@ def test_simulate_inject_paints_lenses_into_a_store(tmp_path: Path) -> None:
     assert labels.num_rows == 3 + deflectors.ids.size
     assert png.read_bytes()[:4] == b"\x89PNG"
     again = runner.invoke(app, args)
-    assert again.exit_code == 1 and "already holds a set" in again.stderr
+    assert again.exit_code in USER_ERRORS and "already holds a set" in again.stderr
 
 
 def test_simulate_inject_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_simulate_inject_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     out = tmp_path / "out"
     result = runner.invoke(app, ["simulate", "inject", str(store), "--out", str(out)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code in USER_ERRORS, result.output
     assert "bands ['N921'] are not in survey profile 'lsst'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
     where = ["--deflectors-where", "colour > 1"]
@@ -101,7 +102,7 @@ def test_simulate_inject_refuses_bad_input_in_one_line(tmp_path: Path) -> None:
     create_store(lsst, bands=["g", "r", "i"], pixel_scale_arcsec=0.2,
                  psf_fwhm_arcsec={"g": 0.8, "r": 0.7, "i": 0.7}, cutout_size=64)  # fmt: skip
     result = runner.invoke(app, ["simulate", "inject", str(lsst), "--out", str(out), *where])
-    assert result.exit_code == 1 and "unknown column 'colour'" in result.stderr
+    assert result.exit_code in USER_ERRORS and "unknown column 'colour'" in result.stderr
 
 
 def test_simulate_takes_a_population(tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_simulate_takes_a_population(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:4] == b"\x89PNG"
     result = runner.invoke(app, [*args, "--population", "broad"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code in USER_ERRORS, result.output
     assert "unknown population 'broad'; choose one of ['classic', 'wide']" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (out.parent / "broad").exists()
 
@@ -139,7 +140,7 @@ def test_check_set_writes_a_store_labels_and_gallery(tmp_path: Path) -> None:
     assert labels.classes is not None and len(set(labels.classes)) == 10
     assert png.read_bytes()[:4] == b"\x89PNG"
     again = runner.invoke(app, args)
-    assert again.exit_code == 1
+    assert again.exit_code in USER_ERRORS
     assert "already holds a cutout set" in again.stderr
 
 
@@ -152,9 +153,9 @@ def test_check_set_refuses_bands_it_cannot_render_before_any_work(tmp_path: Path
     profile.write_text(text.replace('name = "lsst"', 'name = "infrared"'))
     out = tmp_path / "out"
     result = runner.invoke(app, ["simulate", "check-set", str(out), "--survey", str(profile)])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code in USER_ERRORS, result.output
     assert "z (1650 nm) lie outside" in result.stderr
     assert not out.exists()
     unknown = runner.invoke(app, ["simulate", "check-set", str(out), "--survey", "euclid"])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code in USER_ERRORS
     assert "unknown survey 'euclid'" in unknown.stderr

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from lensflow.cuts import MAX_DEPTH, MAX_LENGTH, Cut, parse_cuts
 from lensflow.errors import CutExpressionError, LensflowError
 
+pytestmark = pytest.mark.bad_input
+
 
 def parse_or_none(text: str) -> Cut | None:
     """The parsed cut, or None after checking the error says where it failed."""

@@ -17,6 +17,8 @@ from lensflow.cuts import check_columns, parse_cuts
 from lensflow.errors import CutExpressionError
 from tests.cuts.reference import evaluate
 
+pytestmark = pytest.mark.security
+
 
 def hostile_texts(sentinel: Path) -> list[str]:
     """Text that would run code or touch files if anything evaluated it as Python."""

@@ -38,3 +38,110 @@ def test_unknown_formats_and_folders_are_refused(scanned: Path, tmp_path: Path) 
     with pytest.raises(ScanStateError, match=rf"{tmp_path}: not a scan folder"):
         export_scan(tmp_path, tmp_path / "out.parquet", fmt="parquet", min_score=None)
     assert not list(tmp_path.iterdir())
+
+
+def _copy(scanned: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    copy = tmp_path / "scan"
+    shutil.copytree(scanned, copy)
+    return copy
+
+
+def test_an_incomplete_scan_is_refused_unless_partial(scanned: Path, tmp_path: Path) -> None:
+    from lensflow.errors import IncompleteScanError
+    from lensflow.scan.export import export_scan_report
+    from lensflow.scan.state import marker_path
+
+    scan = _copy(scanned, tmp_path)
+    markers = read_markers(scan)
+    gone = max(markers, key=lambda m: m.candidates)
+    marker_path(scan, gone.order_pixel).unlink()
+    out = tmp_path / "top.parquet"
+    n = len(markers)
+    with pytest.raises(IncompleteScanError, match=rf"incomplete: {n - 1} of {n} partitions done"):
+        export_scan(scan, out, min_score=0.0)
+    assert not out.exists()
+    report = export_scan_report(scan, out, min_score=0.0, partial=True)
+    assert report.partial and report.fmt == "parquet"
+    every = sum(pq.read_metadata(scan / str(m.output)).num_rows for m in markers if m != gone)
+    assert report.rows == pq.read_table(out).num_rows == every
+    assert gone.candidates == 0 or set(pq.read_table(out)["id"].to_pylist()).isdisjoint(
+        pq.read_table(scan / str(gone.output))["id"].to_pylist()
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("c.fits", "fits"), ("c.csv", "csv"), ("c.parquet", "parquet"), ("c", "hats")]
+)
+def test_the_format_follows_the_suffix(scanned: Path, tmp_path: Path, name: str, fmt: str) -> None:
+    from lensflow.scan.export import export_scan_report
+
+    report = export_scan_report(scanned, tmp_path / name, min_score=0.0)
+    assert report.fmt == fmt
+    out = tmp_path / name
+    if fmt == "fits":
+        assert out.read_bytes()[:6] == b"SIMPLE"
+    elif fmt == "parquet":
+        assert out.read_bytes()[:4] == b"PAR1"
+    elif fmt == "csv":
+        assert out.read_text().startswith('"id","ra","dec"')
+    else:
+        assert (out / "hats.properties").is_file()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "message"),
+    [
+        ("c.fits", "parquet", "--format parquet but the suffix .fits means fits"),
+        ("c.xlsx", None, "unknown suffix '.xlsx'"),
+        ("c.csv", "hats", "the suffix .csv means csv, not --format hats"),
+    ],
+)
+def test_a_suffix_at_odds_with_the_format_is_refused(
+    scanned: Path, tmp_path: Path, name: str, fmt: str | None, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        export_scan(scanned, tmp_path / name, fmt=fmt, min_score=0.0)
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_existing_output_is_kept_without_overwrite(scanned: Path, tmp_path: Path) -> None:
+    from lensflow.errors import OutputError
+
+    out = tmp_path / "c.parquet"
+    out.write_bytes(b"someone's file")
+    with pytest.raises(OutputError, match="exists; pass --overwrite"):
+        export_scan(scanned, out, min_score=0.0)
+    assert out.read_bytes() == b"someone's file"
+    rows, _ = export_scan(scanned, out, min_score=0.0, overwrite=True)
+    assert pq.read_table(out).num_rows == rows
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "thesis.tex").write_text("keep me")
+    with pytest.raises(OutputError, match="not a lensflow export"):
+        export_scan(scanned, other, min_score=0.0, overwrite=True)
+    assert (other / "thesis.tex").read_text() == "keep me"
+
+
+def test_a_hats_export_is_replaced_whole(scanned: Path, tmp_path: Path) -> None:
+    """An older export's partitions never stay beside a newer, smaller one's."""
+    import pyarrow.dataset as ds
+
+    from lensflow.scan.state import marker_path
+
+    lsdb = pytest.importorskip("lsdb")
+    scan = _copy(scanned, tmp_path)
+    out = tmp_path / "candidates"
+    every, _ = export_scan(scan, out, min_score=0.0)
+    gone = max(read_markers(scan), key=lambda m: m.candidates)
+    marker_path(scan, gone.order_pixel).unlink()
+    rows, _ = export_scan(scan, out, min_score=0.0, partial=True, overwrite=True)
+    assert 0 < rows < every
+    frame = lsdb.read_hats(out).compute()
+    table = ds.dataset(out / "dataset", format="parquet", exclude_invalid_files=True).to_table()
+    assert len(frame) == table.num_rows == rows
+    assert sorted(frame["id"].tolist()) == sorted(table["id"].to_pylist())
+    leaf = f"Norder={gone.order_pixel.order}/Dir={gone.order_pixel.pixel // 10_000 * 10_000}"
+    assert not (out / "dataset" / leaf / f"Npix={gone.order_pixel.pixel}.parquet").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates", "scan"], "no temp folder"

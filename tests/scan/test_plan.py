@@ -165,6 +165,6 @@ def test_plan_refuses_a_mistake_in_one_line(
     sky = copy_sky(mock_sky, tmp_path / "sky")
     sky.config.write_text(sky.config.read_text().replace(*change, 1))
     result = runner.invoke(app, ["plan", str(sky.config)])
-    assert result.exit_code == 1 and result.stdout == ""
+    assert result.exit_code == 78 and result.stdout == ""  # a config error (README table)
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     assert message in result.stderr

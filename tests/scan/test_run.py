@@ -58,6 +58,7 @@ def test_lsdb_opens_and_cone_searches_the_output(scanned: Path) -> None:
     assert best["id"] in set(found["id"])
 
 
+@pytest.mark.faults
 def test_resume_skips_done_partitions_and_leaves_files_alone(
     scanned: Path, mock_sky: MockSky, dask_client: Client
 ) -> None:
@@ -67,6 +68,7 @@ def test_resume_skips_done_partitions_and_leaves_files_alone(
     assert leaf_inodes(scanned, mock_sky.pixels) == before
 
 
+@pytest.mark.faults
 def test_a_done_partition_whose_file_is_gone_runs_again(
     scanned: Path, mock_sky: MockSky, dask_client: Client
 ) -> None:
@@ -97,6 +99,7 @@ def test_rerun_rewrites_only_the_chosen_pixels(
     assert not list(scanned.rglob("*.tmp"))
 
 
+@pytest.mark.bad_input
 def test_rerun_of_a_pixel_outside_the_catalog_is_refused(
     scanned: Path, mock_sky: MockSky, dask_client: Client
 ) -> None:
@@ -119,6 +122,7 @@ def test_progress_is_reported_once_per_partition(
     assert {r.pixel for r in finished if r is not None} == set(chosen)
 
 
+@pytest.mark.faults
 def test_corrupt_partition_fails_only_its_pixel(
     mock_sky: MockSky, dask_client: Client, tmp_path: Path
 ) -> None:
@@ -135,6 +139,7 @@ def test_corrupt_partition_fails_only_its_pixel(
     assert sum(m.status == "done" for m in markers.values()) == len(sky.pixels) - 1
 
 
+@pytest.mark.bad_input
 def test_model_that_does_not_fit_the_cutouts_is_refused_before_the_scan(
     mock_sky: MockSky, dask_client: Client, tmp_path: Path
 ) -> None:
@@ -227,6 +232,7 @@ def test_a_hats_import_catalog_with_its_own_column_names_scans_the_same(
     assert max(abs(before[k] - after[k]) for k in before) < 1e-5
 
 
+@pytest.mark.load
 def test_ensemble_step_runs_only_on_gpu_workers(mock_sky: MockSky, tmp_path: Path) -> None:
     """With a worker advertising GPU=1, every classify task goes there; selects go anywhere."""
     from distributed import Nanny, Scheduler, SpecCluster
@@ -254,6 +260,7 @@ def test_ensemble_step_runs_only_on_gpu_workers(mock_sky: MockSky, tmp_path: Pat
         assert {m.worker for m in read_markers(tmp_path / "scan")} == {gpu}
 
 
+@pytest.mark.faults
 def test_temp_files_of_a_killed_writer_are_removed(
     scanned: Path, mock_sky: MockSky, dask_client: Client
 ) -> None:
@@ -277,6 +284,7 @@ def test_only_temp_files_are_cleared(tmp_path: Path) -> None:
     assert [p.exists() for p in keep + stale] == [True, True, True, False, False]
 
 
+@pytest.mark.faults
 def test_sigkill_of_a_worker_mid_scan(mock_sky: MockSky, tmp_path: Path) -> None:
     """A worker killed mid-scan costs only a retry of its partitions."""
     with loopback_cluster() as cluster, Client(cluster) as client:

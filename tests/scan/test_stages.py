@@ -13,7 +13,7 @@ from distributed import Client
 
 from lensflow.catalog import PartitionRead, open_catalog, read_partition
 from lensflow.errors import CatalogError
-from lensflow.layout import leaf_path
+from lensflow.layout import healpix_29, leaf_path
 from lensflow.photometry import score_photometry
 from lensflow.scan import stages
 from lensflow.scan.run import build_context
@@ -33,7 +33,9 @@ from lensflow.testing import sky_config
 @pytest.fixture(scope="module")
 def context(mock_sky: MockSky, tmp_path_factory: pytest.TempPathFactory) -> ScanContext:
     """A scan context of the mock sky writing to a folder of this module's own."""
-    return build_context(sky_config(mock_sky, tmp_path_factory.mktemp("stages") / "scan"))
+    return build_context(
+        sky_config(mock_sky, tmp_path_factory.mktemp("stages") / "scan"), lock=False
+    )
 
 
 def _survivors(result: Survivors | Failure) -> Survivors:
@@ -71,11 +73,12 @@ def test_candidate_ids_are_catalog_ids(scanned: Path, mock_sky: MockSky) -> None
     assert ids.dtype == np.int64 and np.isin(ids, truth).all()
 
 
+@pytest.mark.faults
 def test_the_same_pixel_classified_twice_at_once_writes_one_file(
     scanned: Path, mock_sky: MockSky, dask_client: Client
 ) -> None:
     """A task may run twice (a retry after a worker death): both runs write the same bytes."""
-    context = build_context(sky_config(mock_sky, scanned))
+    context = build_context(sky_config(mock_sky, scanned), lock=False)
     pixel = mock_sky.pixels[0]
     expected = {m.pixel: m.sha256 for m in read_markers(scanned)}[pixel_key(pixel)]
     survivors = select_partition(pixel, context=context)
@@ -127,6 +130,7 @@ def _read_of(table: pa.Table, *, rows_read: int) -> Callable[..., PartitionRead]
     return read
 
 
+@pytest.mark.bad_input
 def test_unusable_rows_are_counted_by_reason(
     context: ScanContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -140,6 +144,7 @@ def test_unusable_rows_are_counted_by_reason(
         (nan, 2.0, None, 20.0),
         (150.0, 2.0, None, 20.0),
         (150.0, 2.0, 21.0, inf),
+        (330.0, -2.0, 21.0, 20.0),  # usable, but outside the partition's pixel
     ]
     ids = (1 << 60) + np.arange(len(rows), dtype=np.int64)
     table = pa.table(
@@ -157,13 +162,18 @@ def test_unusable_rows_are_counted_by_reason(
         }
     )
     monkeypatch.setattr(stages, "read_partition", _read_of(table, rows_read=10))
-    survivors = _survivors(select_partition(context.catalog.pixels[0], context=context))
+    order = context.catalog.pixels[0].order
+    pixel = HealpixPixel(
+        order, int(healpix_29(np.array([150.0]), np.array([2.0]))[0]) >> 2 * (29 - order)
+    )
+    survivors = _survivors(select_partition(pixel, context=context))
     assert (survivors.rows_read, survivors.rows_after_cuts) == (10, len(rows))
-    assert survivors.rejected == {"bad_coordinates": 3, "missing_magnitude": 2}
+    assert survivors.rejected == {"bad_coordinates": 3, "missing_magnitude": 2, "outside_pixel": 1}
     assert set(survivors.table["id"].to_pylist()) <= set(ids[:2].tolist())
     assert np.isfinite(survivors.table["photometry_score"].to_numpy()).all()
 
 
+@pytest.mark.faults
 def test_a_transient_read_error_is_retried(
     context: ScanContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -183,6 +193,7 @@ def test_a_transient_read_error_is_retried(
     assert retried.table.equals(clean.table)
 
 
+@pytest.mark.faults
 def test_a_lasting_read_error_fails_the_pixel_after_its_retries(
     context: ScanContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,6 +211,7 @@ def test_a_lasting_read_error_fails_the_pixel_after_its_retries(
     assert len(calls) == 1 + context.config.cluster.io_retries
 
 
+@pytest.mark.bad_input
 def test_bad_input_is_not_retried(context: ScanContext, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[HealpixPixel] = []
 
@@ -214,6 +226,7 @@ def test_bad_input_is_not_retried(context: ScanContext, monkeypatch: pytest.Monk
     assert len(calls) == 1
 
 
+@pytest.mark.faults
 def test_a_failure_travels_down_the_chain_to_a_failed_marker(context: ScanContext) -> None:
     pixel = context.catalog.pixels[-1]
     failure = Failure(pixel, f"pixel {pixel_key(pixel)}: disk full", "io", attempts=3)

@@ -38,6 +38,8 @@ from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import HealpixPixel, pixel_key
 from lensflow.testing import leaf_inodes, sky_config
 
+pytestmark = pytest.mark.bad_input
+
 
 def _config(tmp_path: Path, **cuts: str) -> ScanConfig:
     """A scan config naming files under tmp_path (state functions never open them)."""
@@ -61,7 +63,9 @@ def test_changed_config_is_refused_with_the_difference(
     scanned: Path, mock_sky: MockSky, dask_client: Client
 ) -> None:
     config = sky_config(mock_sky, scanned, cuts={"expression": "rKronMag < 21"})
-    with pytest.raises(ScanStateError, match=r"cuts: was .*rKronMag < 22\.5.*now 'rKronMag < 21'"):
+    with pytest.raises(
+        ScanStateError, match=r"cuts\.expression: was .*rKronMag < 22\.5.*now 'rKronMag < 21'"
+    ):
         run_scan(config, client=dask_client)
 
 
@@ -130,15 +134,41 @@ def test_a_scan_folder_is_claimed_once_and_refuses_a_changed_fingerprint(tmp_pat
     assert record is not None and record["parts"] == parts
     prepare_scan_dir(root, _config(tmp_path, expression="r < 21"), dict(parts))  # same parts
     assert load_scan_config(root) == config, "a resume keeps the first config"
+    write_marker(root, _marker("3/1", "failed"))  # a partition has run: the config is fixed
     changed = {**parts, "cuts": "r < 21", "models": new_models}
     with pytest.raises(ScanStateError) as caught:
         prepare_scan_dir(root, config, changed)
     message = str(caught.value)
     assert str(root) in message
-    assert "cuts: was 'r < 22', now 'r < 21'" in message
-    assert f"models: was {old_models!r}, now {new_models!r}" in message
-    assert "catalog_files" not in message
+    assert "cuts.expression: was 'r < 22', now 'r < 21'" in message
+    assert "model 'm' changed (its sha256)" in message
+    assert "1" * 64 not in message and "catalog_files" not in message
     assert read_fingerprint(root) == record
+
+
+def test_a_folder_where_nothing_ran_accepts_a_changed_config(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "scan"
+    prepare_scan_dir(root, _config(tmp_path, expression="r < 22"), {"cuts": "r < 22"})
+    fixed = _config(tmp_path, expression="r < 21")
+    with caplog.at_level("WARNING", logger="lensflow.scan.state"):
+        prepare_scan_dir(root, fixed, {"cuts": "r < 21"})
+    assert "no partition has run yet" in caplog.text
+    assert load_scan_config(root) == fixed
+    record = read_fingerprint(root)
+    assert record is not None and record["parts"] == {"cuts": "r < 21"}
+
+
+def test_an_older_scan_folder_is_refused_clearly(tmp_path: Path) -> None:
+    root = tmp_path / "scan"
+    root.mkdir()
+    old = {"fingerprint": "9" * 64, "parts": {"cuts": "r < 22", "catalog_files": "9" * 64}}
+    (root / FINGERPRINT_FILE).write_text(json.dumps(old))
+    write_marker(root, _marker("3/1"))
+    with pytest.raises(ScanStateError, match=r"earlier lensflow.*new --output folder"):
+        prepare_scan_dir(root, _config(tmp_path, expression="r < 22"), {"cuts": "r < 22"})
+    assert read_fingerprint(root) == old, "status and export still read it"
 
 
 def test_a_folder_that_cannot_be_made_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -234,6 +264,9 @@ def test_the_fingerprint_covers_results_not_how_the_scan_runs(
     assert parts(elsewhere) == base
     cut = sky_config(mock_sky, tmp_path / "scan", cuts={"expression": "rKronMag < 20"})
     assert {k for k, v in parts(cut).items() if base[k] != v} == {"cuts"}
+    assert base["catalog_files"] == sorted(
+        str(leaf_path(Path(), p)).removeprefix("dataset/") for p in mock_sky.pixels
+    ), "files are named; their contents are digested in the record beside the parts"
     with leaf_path(catalog_dir, mock_sky.pixels[0]).open("ab") as f:
         f.write(b"\0")
-    assert {k for k, v in parts(config).items() if base[k] != v} == {"catalog_files"}
+    assert parts(config) == base

@@ -22,10 +22,10 @@ def noise_cutouts(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, is_lens
 
 
-def write_labelled_store(folder: Path, n: int, seed: int) -> Path:
+def write_labelled_store(folder: Path, n: int, seed: int, *, first_id: int = 1 << 60) -> Path:
     """noise_cutouts in a store of two groups (a, b) with labels.parquet beside it; the store.
 
-    ids are 2**60 + 3 x row; classes "lens" and "spiral".
+    ids are first_id + 3 x row; classes "lens" and "spiral".
     """
     images, is_lens = noise_cutouts(n, seed)
     store = folder / "cutouts.zarr"
@@ -36,7 +36,7 @@ def write_labelled_store(folder: Path, n: int, seed: int) -> Path:
         psf_fwhm_arcsec={"g": 0.85, "r": 0.75, "i": 0.7},
         cutout_size=64,
     )
-    ids = np.arange(n, dtype=np.int64) * 3 + (1 << 60)
+    ids = np.arange(n, dtype=np.int64) * 3 + first_id
     write_group(store, "a", ids=ids[: n // 2], images=images[: n // 2])
     write_group(store, "b", ids=ids[n // 2 :], images=images[n // 2 :])
     classes = np.where(is_lens, "lens", "spiral")
