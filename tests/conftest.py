@@ -10,7 +10,13 @@ import pytest
 from distributed import Client
 
 from lensflow.registry import ModelManifest, load_manifest
-from lensflow.testing import hats_import, loopback_cluster, make_small_sky, survey_frame
+from lensflow.testing import (
+    hats_import,
+    loopback_cluster,
+    make_small_sky,
+    sky_config,
+    survey_frame,
+)
 
 if TYPE_CHECKING:
     from lensflow.simulate.mock_sky import MockSky
@@ -51,3 +57,17 @@ def imported_catalog(tmp_path_factory: pytest.TempPathFactory, dask_client: Clie
         highest_healpix_order=6,
         lowest_healpix_order=1,
     )
+
+
+@pytest.fixture(scope="session")
+def scanned(
+    mock_sky: MockSky, dask_client: Client, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A finished scan of the mock sky, shared by every test folder. Tests that change it leave
+    every partition done; tests that damage it, or write grades into it, copy it first."""
+    from lensflow.scan import run_scan
+
+    output = tmp_path_factory.mktemp("scan") / "scan"
+    outcome = run_scan(sky_config(mock_sky, output), client=dask_client)
+    assert outcome.failed == 0 and outcome.exit_status == 0
+    return output
