@@ -250,6 +250,8 @@ def test_a_poison_pixel_fails_after_allowed_failures_and_the_rest_finish(
     ):
         client.register_plugin(Poison())
         outcome = run_scan(sky_config(mock_sky, tmp_path / "scan"), client=client)
+        # the nannies restart the killed workers; a cluster closed mid-restart can hang
+        client.wait_for_workers(2, timeout=120)
     assert (outcome.failed, outcome.exit_status) == (1, 2)
     markers = {m.pixel: m for m in read_markers(tmp_path / "scan")}
     assert markers[victim].status == "failed" and markers[victim].error_kind == "worker"
