@@ -20,16 +20,6 @@ LABEL_INCHES = 1.5
 DPI = 100
 
 
-def rgb_bands(survey: Survey) -> tuple[str, str, str]:
-    """The three reddest image bands by effective wavelength, red first (lsst: i r g)."""
-    if len(survey.bands) < 3:
-        raise SimulationError(
-            f"an RGB gallery needs three image bands; {survey.name!r} has {list(survey.bands)}"
-        )
-    red, green, blue = sorted(survey.bands, key=lambda b: -survey.wavelength_nm[b])[:3]
-    return red, green, blue
-
-
 def asinh_rgb(
     image: npt.NDArray[np.floating],
     *,
@@ -89,7 +79,7 @@ def make_check_gallery(
 
     if per_class < 1:
         raise SimulationError(f"per_class must be >= 1, got {per_class}")
-    rgb = rgb_bands(survey)
+    rgb = survey.rgb_bands()
     examples = gallery_examples(store, labels, per_class=per_class, classes=classes)
     width = (LABEL_INCHES + per_class * PANEL_INCHES) * DPI
     height = len(classes) * PANEL_INCHES * DPI

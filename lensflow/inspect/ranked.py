@@ -141,11 +141,9 @@ def rgb_bands_of(bands: tuple[str, ...]) -> tuple[str, str, str]:
     with these image bands (lsst: i, r, g); else the store's last three, reddest first."""
     if len(bands) < 3:
         raise CutoutError(f"an RGB composite needs three bands; the cutouts have {list(bands)}")
-    from lensflow.simulate.gallery import rgb_bands
-
     for name in shipped_profiles():
         profile = survey_profile(name)
         if tuple(profile.bands) == tuple(bands):
-            return rgb_bands(profile)
+            return profile.rgb_bands()
     red, green, blue = bands[-1], bands[-2], bands[-3]
     return red, green, blue

@@ -24,16 +24,6 @@ RGB_WEIGHTS: tuple[float, float, float] = (1.0, 1.15, 1.7)
 stands out, as in survey colour images)."""
 
 
-def rgb_bands(survey: Survey) -> tuple[str, str, str]:
-    """The survey's three reddest image bands by effective wavelength, red first (lsst: i r g)."""
-    if len(survey.bands) < 3:
-        raise SimulationError(
-            f"an RGB composite needs three image bands; {survey.name!r} has {list(survey.bands)}"
-        )
-    red, green, blue = sorted(survey.bands, key=lambda b: -survey.wavelength_nm[b])[:3]
-    return red, green, blue
-
-
 def asinh_rgb(
     image: npt.NDArray[np.floating],
     *,
@@ -103,7 +93,7 @@ def make_gallery(
         raise SimulationError(f"per_class must be >= 1, got {per_class}")
     survey = survey or survey_profile()
     check_survey(survey)
-    rgb = rgb_bands(survey)
+    rgb = survey.rgb_bands()
     rows = gallery_rows(classes, population)
     height, width = gallery_shape(per_class, len(rows))
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)

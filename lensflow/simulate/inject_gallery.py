@@ -18,7 +18,7 @@ import zarr
 from lensflow.cutouts import list_groups, open_store, read_cutouts
 from lensflow.errors import SimulationError
 from lensflow.io import write_atomic
-from lensflow.simulate.gallery import asinh_rgb, rgb_bands
+from lensflow.simulate.gallery import asinh_rgb
 from lensflow.surveys import Survey, survey_profile
 
 PANEL_INCHES = 1.2
@@ -74,7 +74,7 @@ def injection_gallery(
     deflector_ids = pc.fill_null(lenses["deflector_id"], -1).to_numpy()
     after = _images_of(store, ids)
     before = _images_of(source, np.unique(deflector_ids))
-    rgb = rgb_bands(survey or survey_profile())
+    rgb = (survey or survey_profile()).rgb_bands()
     rows = -(-lenses.num_rows // PAIRS_PER_ROW)
     cols = 2 * min(PAIRS_PER_ROW, lenses.num_rows)
     fig = Figure(figsize=(cols * PANEL_INCHES, rows * (PANEL_INCHES + 0.2)), dpi=DPI)

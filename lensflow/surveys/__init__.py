@@ -149,6 +149,16 @@ class Survey:
             sky_sigma_njy=frozen({b: v * scale for b, v in self.sky_sigma_njy.items()}),
         )
 
+    def rgb_bands(self) -> tuple[str, str, str]:
+        """The three reddest image bands by effective wavelength, red first (lsst: i r g): the
+        bands a colour composite shows as red, green and blue."""
+        if len(self.bands) < 3:
+            raise SimulationError(
+                f"an RGB composite needs three image bands; {self.name!r} has {list(self.bands)}"
+            )
+        red, green, blue = sorted(self.bands, key=lambda b: -self.wavelength_nm[b])[:3]
+        return red, green, blue
+
     def sky_level_njy(self, band: str) -> float:
         """Dark-sky flux per pixel in nJy (subtracted from the images, its noise kept)."""
         return ab_to_njy(self.sky_mag_arcsec2[band]) * self.pixel_scale_arcsec**2

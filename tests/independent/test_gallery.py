@@ -9,7 +9,7 @@ import pytest
 
 from lensflow.errors import SimulationError
 from lensflow.independent import CLASSES, CheckSet, make_check_gallery
-from lensflow.independent.gallery import DPI, LABEL_INCHES, PANEL_INCHES, asinh_rgb, rgb_bands
+from lensflow.independent.gallery import DPI, LABEL_INCHES, PANEL_INCHES, asinh_rgb
 from lensflow.surveys import survey_profile
 
 LSST = survey_profile("lsst")
@@ -31,7 +31,7 @@ def test_the_gallery_shows_every_class_of_the_set(tiny_set: CheckSet, tmp_path: 
 
 
 def test_rgb_is_the_three_reddest_bands_with_up_up() -> None:
-    assert rgb_bands(LSST) == ("i", "r", "g")
+    assert LSST.rgb_bands() == ("i", "r", "g")
     image = np.zeros((3, 8, 8))
     image[:, 7, 0] = 100.0  # top row (largest y)
     rgb = asinh_rgb(image, bands=LSST.bands, rgb=("i", "r", "g"))
@@ -43,4 +43,4 @@ def test_a_gallery_needs_three_bands() -> None:
     from dataclasses import replace
 
     with pytest.raises(SimulationError, match="three image bands"):
-        rgb_bands(replace(LSST, bands=("g", "r")))
+        replace(LSST, bands=("g", "r")).rgb_bands()

@@ -10,7 +10,7 @@ from matplotlib import image as mpimg
 
 from lensflow.errors import SimulationError
 from lensflow.simulate import CLASSES, make_gallery
-from lensflow.simulate.gallery import asinh_rgb, gallery_shape, rgb_bands
+from lensflow.simulate.gallery import asinh_rgb, gallery_shape
 from lensflow.surveys import survey_profile
 
 
@@ -27,7 +27,7 @@ def test_asinh_rgb_maps_i_r_g_to_red_green_blue_with_y_up() -> None:
     image = np.zeros((3, 16, 16), dtype=np.float32)
     image[2, 15, 3] = 500.0  # i band, top row (largest y)
     image[0, 0, 8] = 500.0  # g band, bottom row
-    rgb = asinh_rgb(image, bands=("g", "r", "i"), rgb=rgb_bands(survey_profile("lsst")))
+    rgb = asinh_rgb(image, bands=("g", "r", "i"), rgb=survey_profile("lsst").rgb_bands())
     assert rgb.shape == (16, 16, 3)
     assert rgb.min() >= 0.0 and rgb.max() <= 1.0
     assert rgb[0, 3, 0] > 0.5 and rgb[0, 3, 1] == 0.0 and rgb[0, 3, 2] == 0.0
@@ -37,9 +37,9 @@ def test_asinh_rgb_maps_i_r_g_to_red_green_blue_with_y_up() -> None:
 
 
 def test_the_rgb_bands_are_the_three_reddest_image_bands_red_first() -> None:
-    assert rgb_bands(survey_profile("lsst")) == ("i", "r", "g")
-    assert rgb_bands(survey_profile("hsc")) == ("y", "z", "i")
-    assert rgb_bands(survey_profile("legacy")) == ("z", "i", "r")
+    assert survey_profile("lsst").rgb_bands() == ("i", "r", "g")
+    assert survey_profile("hsc").rgb_bands() == ("y", "z", "i")
+    assert survey_profile("legacy").rgb_bands() == ("z", "i", "r")
 
 
 def test_a_gallery_of_another_survey_uses_its_bands(tmp_path: Path) -> None:
