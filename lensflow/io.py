@@ -1,7 +1,7 @@
 """Durable files: the one atomic writer every output goes through, file digests, canonical hashes.
 
 A reader sees the old file or the new one, never half of one: `write_atomic` writes a temp file
-`.NAME.PID.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the folder.
+`.NAME.PID-THREAD.tmp` beside the target, fsyncs it, renames it over the target and fsyncs the folder.
 A writer killed between write and rename leaves only such a temp file, which a scan clears;
 any other failure (a full disk, a read-only folder, Ctrl-C) removes it. `write_folder_atomic`
 does the same for a whole folder: built beside its target, then swapped in.
@@ -14,6 +14,8 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +29,11 @@ TEMP_SUFFIX = ".tmp"
 
 
 def temp_path(path: Path) -> Path:
-    """The temp file a write to `path` goes through: `.NAME.PID.tmp` in the same folder."""
-    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+    """The temp file a write to `path` goes through: `.NAME.PID-THREAD.tmp` in the same folder.
+
+    Process and thread both name it, so two threads of one worker never share a temp file.
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_native_id()}{TEMP_SUFFIX}")
 
 
 def write_atomic(path: Path, write: Callable[[Path], object]) -> str:
@@ -64,7 +69,7 @@ def write_folder_atomic(path: Path, write: Callable[[Path], object], *, replace:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
-    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    old = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_native_id()}.old")
     _remove(tmp)
     try:
         tmp.mkdir()
@@ -115,9 +120,8 @@ def claim_folder(folder: Path, *, what: str) -> None:
     """Make an output folder and prove it writable, or refuse it with one line (OutputError)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-check.{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check."):
+            pass
     except OSError as exc:
         raise OutputError(
             f"{folder}: cannot write the {what} ({exc.strerror or exc}); choose a writable folder"

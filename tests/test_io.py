@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -109,3 +110,25 @@ def test_a_folder_is_swapped_in_whole(tmp_path: Path) -> None:
         write_folder_atomic(target, broken, replace=True)
     assert [p.name for p in target.iterdir()] == ["d"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"], "no temp or old folder"
+
+
+def test_threads_of_one_process_claim_and_write_side_by_side(tmp_path: Path) -> None:
+    """Dask runs tasks in threads of one worker: their probes and temp files never collide."""
+    folder = tmp_path / "out"
+    errors: list[Exception] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                claim_folder(folder, what="scan folder")
+                write_text(folder / "shared.txt", f"{n}-{i}")
+        except (OSError, OutputError) as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]

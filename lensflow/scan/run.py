@@ -253,7 +253,7 @@ def _run_locked(
 def remove_stale_temporaries(output: Path) -> int:
     """Delete temp files a killed writer left behind; every task of this scan has finished.
 
-    Writers name their temp files `.NAME.PID.tmp` and remove them unless the process dies
+    Writers name their temp files `.NAME.PID-THREAD.tmp` and remove them unless the process dies
     between write and rename (a worker killed mid-write). Returns how many were removed.
     """
     stale = [p for p in output.rglob(".*.tmp") if p.is_file()]
