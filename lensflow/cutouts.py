@@ -179,6 +179,12 @@ def group_length(path: Path, group: str) -> int:
     return int(ids.shape[0])
 
 
+def read_group_ids(path: Path, group: str) -> np.ndarray:
+    """A group's ids int64 (N,), sorted (no image read)."""
+    ids, _ = _open_arrays(path, group)
+    return np.asarray(ids[:], dtype=np.int64)
+
+
 def read_group(path: Path, group: str) -> tuple[np.ndarray, np.ndarray]:
     """Every cutout of a group: ids int64 (N,), images float32 (N, bands, H, W)."""
     ids, images = _open_arrays(path, group)

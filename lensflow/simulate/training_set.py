@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -18,6 +19,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from lensflow.errors import SimulationError
+from lensflow.io import canonical_hash
 from lensflow.labels import label_schema, write_labels
 from lensflow.simulate.draw import check_survey, simulate_cutouts
 from lensflow.simulate.population import DEFAULT_POPULATION, check_population
@@ -37,6 +39,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LabelRow = dict[str, Any]
+
+PARTS_FOLDER = "labels.parts"
+"""Where a set being made keeps each finished chunk's label rows until labels.parquet is written."""
+SET_TOKEN = "set_token"
+"""The store attribute naming the spec a set was begun with (a resumed run must match it)."""
 
 
 class TrainingSet(NamedTuple):
@@ -108,10 +115,13 @@ def simulate_chunk(
     survey: Survey | None = None,
     criteria: LensCriteria = DEFAULT_CRITERIA,
     population: str = DEFAULT_POPULATION,
+    parts: Path | None = None,
 ) -> list[LabelRow]:
     """Simulate one chunk, write it as a group of the store, return its label rows (a task).
 
     survey: the profile (default: lsst); population: the simulator's ("classic" or "wide").
+    parts: a folder for the chunk's label rows (GROUP.parquet, written before the group), so an
+    interrupted set resumes at the chunks it has not made.
     """
     from lensflow.cutouts import write_group
 
@@ -120,8 +130,43 @@ def simulate_chunk(
     scenes, images = simulate_cutouts(
         kinds, id_array, seed=seed, survey=survey, criteria=criteria, population=population
     )
+    rows = [label_row(int(i), s, survey) for i, s in zip(id_array.tolist(), scenes, strict=True)]
+    if parts is not None:
+        write_labels(parts / f"{group}.parquet", rows, schema=survey_label_schema(survey))
     write_group(Path(store), group, ids=id_array, images=images)
-    return [label_row(int(i), s, survey) for i, s in zip(id_array.tolist(), scenes, strict=True)]
+    return rows
+
+
+def _set_token(store: Path) -> str | None:
+    """The spec token of a store an earlier run began (None: no such store)."""
+    import zarr
+
+    try:
+        return str(zarr.open_group(str(store), mode="r").attrs.get(SET_TOKEN))
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+
+
+def _finished_chunks(
+    store: Path, parts: Path, chunks: list[tuple[str, list[str], npt.NDArray[np.int64]]]
+) -> tuple[list[LabelRow], list[tuple[str, list[str], npt.NDArray[np.int64]]]]:
+    """Label rows of the chunks an interrupted run made (group and label part both in place, the
+    group's ids those planned), and the chunks still to make."""
+    import pyarrow.parquet as pq
+
+    from lensflow.cutouts import list_groups, read_group_ids
+
+    made = set(list_groups(store))
+    rows: list[LabelRow] = []
+    todo = []
+    for chunk in chunks:
+        group, _, ids = chunk
+        part = parts / f"{group}.parquet"
+        if group in made and part.is_file() and np.array_equal(read_group_ids(store, group), ids):
+            rows += pq.read_table(part).to_pylist()
+        else:
+            todo.append(chunk)
+    return rows, todo
 
 
 def make_training_set(
@@ -160,17 +205,32 @@ def make_training_set(
         n_lenses, n_non_lenses, seed=seed, mix=TRAINING_MIX if mix is None else mix
     )
     out = Path(out)
-    store, labels = out / "cutouts.zarr", out / "labels.parquet"
-    if not overwrite and (store.exists() or labels.exists()):
+    store, labels, parts = out / "cutouts.zarr", out / "labels.parquet", out / PARTS_FOLDER
+    token = canonical_hash(
+        {
+            "kinds": kinds,
+            "seed": seed,
+            "chunk_size": chunk_size,
+            "criteria": repr(criteria),
+            "survey": repr(survey),
+            "population": population,
+        }
+    )
+    resuming = not labels.exists() and _set_token(store) == token
+    if not overwrite and not resuming and (store.exists() or labels.exists()):
         raise SimulationError(
             f"{out} already holds a training set; pass overwrite=True or choose a new folder"
         )
     out.mkdir(parents=True, exist_ok=True)
-    create_store(store, **survey.store_attributes(), overwrite=True)
-    zarr.open_group(str(store), mode="r+").attrs["population"] = population
+    if not resuming:
+        shutil.rmtree(parts, ignore_errors=True)
+        create_store(store, **survey.store_attributes(), overwrite=True)
+        zarr.open_group(str(store), mode="r+").attrs.update(
+            {"population": population, SET_TOKEN: token}
+        )
     ids = np.arange(len(kinds), dtype=np.int64)
     n_chunks = math.ceil(len(kinds) / chunk_size)
-    chunks = [
+    every = [
         (
             f"chunk-{c:06d}",
             kinds[c * chunk_size : (c + 1) * chunk_size],
@@ -178,11 +238,17 @@ def make_training_set(
         )
         for c in range(n_chunks)
     ]
-    rows: list[LabelRow] = []
+    rows, chunks = _finished_chunks(store, parts, every) if resuming else ([], every)
+    if resuming:
+        logger.info(
+            "resuming %s: %d of %d chunks already made", out, n_chunks - len(chunks), n_chunks
+        )
+    n_chunks = len(chunks)
     from rich.progress import Progress
 
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(f"simulating {len(kinds)} cutouts", total=len(kinds))
+        bar.advance(task, len(rows))
         if client is None:
             for group, chunk_kinds, chunk_ids in chunks:
                 rows += simulate_chunk(
@@ -194,15 +260,14 @@ def make_training_set(
                     survey=survey,
                     criteria=criteria,
                     population=population,
+                    parts=parts,
                 )
                 bar.advance(task, len(chunk_ids))
         else:
             from dask.base import tokenize
             from distributed import as_completed
 
-            token = tokenize(
-                str(store.resolve()), seed, survey, criteria, kinds, chunk_size, population
-            )
+            token = tokenize(str(store.resolve()), token)
             futures = client.map(
                 simulate_chunk,
                 [store] * n_chunks,
@@ -213,7 +278,8 @@ def make_training_set(
                 survey=survey,
                 criteria=criteria,
                 population=population,
-                key=[f"simulate-chunk-{token}-{c:06d}" for c in range(n_chunks)],
+                parts=parts,
+                key=[f"simulate-chunk-{token}-{c[0]}" for c in chunks],
             )
             for future in as_completed(futures):
                 part = future.result()
@@ -221,5 +287,6 @@ def make_training_set(
                 bar.advance(task, len(part))
                 future.release()
     write_labels(labels, rows, schema=survey_label_schema(survey))
+    shutil.rmtree(parts, ignore_errors=True)
     logger.info("training set: %d lenses + %d non-lenses -> %s", n_lenses, n_non_lenses, out)
     return TrainingSet(store=store, labels=labels, n_lenses=n_lenses, n_non_lenses=n_non_lenses)

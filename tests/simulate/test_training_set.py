@@ -162,3 +162,69 @@ def test_a_wide_set_records_its_population_and_differs_from_classic(
     assert not np.array_equal(images[0], classic[0])
     with pytest.raises(SimulationError, match="unknown population"):
         make_training_set(tmp_path / "bad", n_lenses=1, n_non_lenses=1, seed=1, population="x")
+
+
+def test_an_interrupted_set_resumes_at_the_chunks_it_had_not_made(
+    in_process: TrainingSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run stopped in its third chunk makes only the chunks it had not finished on a rerun."""
+    from lensflow.simulate import training_set
+
+    out = tmp_path / "resumed"
+    made: list[int] = []
+    real = training_set.simulate_cutouts
+
+    def stopping_at(first_id: int | None) -> object:
+        def simulate(kinds: list[str], ids: np.ndarray, **kwargs: object) -> object:
+            if int(np.asarray(ids)[0]) == first_id:
+                raise KeyboardInterrupt
+            made.append(int(np.asarray(ids)[0]))
+            return real(kinds, ids, **kwargs)  # type: ignore[arg-type]
+
+        return simulate
+
+    options = {"n_lenses": N_LENSES, "n_non_lenses": N_NON_LENSES, "seed": SEED, "chunk_size": 20}
+    monkeypatch.setattr(training_set, "simulate_cutouts", stopping_at(40))
+    with pytest.raises(KeyboardInterrupt):
+        make_training_set(out, progress=False, **options)  # type: ignore[arg-type]
+    assert made == [0, 20] and not (out / "labels.parquet").exists()
+    (out / training_set.PARTS_FOLDER / "chunk-000001.parquet").unlink()  # a group without labels
+    made.clear()
+    monkeypatch.setattr(training_set, "simulate_cutouts", stopping_at(None))
+    resumed = make_training_set(out, progress=False, **options)  # type: ignore[arg-type]
+    assert made == [20, 40, 60]
+    ids_a, images_a = _read_all(in_process.store)
+    ids_b, images_b = _read_all(resumed.store)
+    np.testing.assert_array_equal(ids_a, ids_b)
+    np.testing.assert_array_equal(images_a, images_b)
+    assert pq.read_table(in_process.labels).equals(pq.read_table(resumed.labels))
+    assert not (out / training_set.PARTS_FOLDER).exists()
+
+
+def test_an_interrupted_set_of_another_spec_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lensflow.simulate import training_set
+
+    out = tmp_path / "other"
+    real = training_set.simulate_cutouts
+    made: list[int] = []
+    stop = [True]
+
+    def simulate(kinds: list[str], ids: np.ndarray, **kwargs: object) -> object:
+        if int(np.asarray(ids)[0]) == 10 and stop[0]:
+            raise KeyboardInterrupt
+        made.append(int(np.asarray(ids)[0]))
+        return real(kinds, ids, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training_set, "simulate_cutouts", simulate)
+    with pytest.raises(KeyboardInterrupt):
+        make_training_set(out, n_lenses=4, n_non_lenses=16, seed=1, chunk_size=10, progress=False)
+    with pytest.raises(SimulationError, match="already holds"):
+        make_training_set(out, n_lenses=4, n_non_lenses=16, seed=2, chunk_size=10)
+    made.clear()
+    stop[0] = False
+    make_training_set(
+        out, n_lenses=4, n_non_lenses=16, seed=2, chunk_size=10, overwrite=True, progress=False
+    )
+    assert made == [0, 10]
