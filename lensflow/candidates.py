@@ -22,18 +22,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, spatial_index_to_healpix
 
 from lensflow.errors import ConfigError, OutputError, ScanStateError
 from lensflow.io import write_atomic, write_folder_atomic, write_parquet
 from lensflow.layout import leaf_path, write_catalog_metadata
-from lensflow.sky import HealpixPixel
+from lensflow.sky import SPATIAL_INDEX_COLUMN, PixelLike
+
+if TYPE_CHECKING:
+    from lensflow.sky import HealpixPixel
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ def candidate_table(
     return table.take(pa.array(order))
 
 
-def write_candidates(table: pa.Table, *, root: Path, pixel: HealpixPixel) -> tuple[Path, str]:
+def write_candidates(table: pa.Table, *, root: Path, pixel: PixelLike) -> tuple[Path, str]:
     """Write a partition's candidate file atomically; returns its path and sha256."""
     path = leaf_path(root, pixel)
     return path, write_parquet(path, table)
@@ -256,6 +258,8 @@ def write_fits_table(table: pa.Table, out: Path, *, extname: str = "CANDIDATES")
 
 
 def _write_hats(table: pa.Table, out: Path, pixels: Sequence[HealpixPixel]) -> None:
+    from hats.pixel_math.spatial_index import spatial_index_to_healpix
+
     index = table[SPATIAL_INDEX_COLUMN].to_numpy()
     kept = []
     for pixel in pixels:

@@ -113,6 +113,7 @@ class ClusterConfig(ClusterSection):
     allowed_failures: int = Field(default=2, ge=0)
     io_retries: int = Field(default=2, ge=0)
     max_in_flight: int = Field(default=256, gt=0)
+    rows_per_task: int = Field(default=20_000, ge=0)  # small partitions share a task; 0: never
     dashboard: bool = True
     connect_timeout: float = Field(default=10.0, gt=0.0)  # seconds to reach a scheduler
     tls: TLSConfig | None = None

@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeGuard, get_args
 
-from hats.pixel_math.validators import validate_declination_values, validate_polygon
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -222,6 +221,8 @@ class SkyConfig(_Section):
             ra, dec, radius = cone
             if not math.isfinite(ra):
                 raise ValueError("cone ra must be a finite number of degrees")
+            from hats.pixel_math.validators import validate_declination_values
+
             validate_declination_values(dec)
             if not 0.0 < radius <= 180.0:
                 raise ValueError(f"cone radius must be in (0, 180] degrees, not {radius}")
@@ -237,6 +238,8 @@ class SkyConfig(_Section):
                 raise ValueError(f"polygon must have at least 3 vertices, not {len(vertices)}")
             if not all(math.isfinite(v) for vertex in vertices for v in vertex):
                 raise ValueError("polygon vertices must be finite numbers of degrees")
+            from hats.pixel_math.validators import validate_polygon
+
             validate_polygon(list(vertices))
         return vertices
 

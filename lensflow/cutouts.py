@@ -19,7 +19,7 @@ import zarr
 
 from lensflow.errors import CutoutError
 from lensflow.io import fsync_directory
-from lensflow.sky import HealpixPixel
+from lensflow.sky import PixelLike
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ CHUNK_CUTOUTS = 64
 """Cutouts per Zarr chunk: a partition's survivors are read as whole slabs of this many."""
 
 
-def partition_group(pixel: HealpixPixel) -> str:
+def partition_group(pixel: PixelLike) -> str:
     """The name of a partition's group in a scan's cutout store: "Norder=K/Npix=P"."""
     return f"Norder={pixel.order}/Npix={pixel.pixel}"
 

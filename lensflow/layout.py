@@ -9,22 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from hats.catalog import PartitionInfo, TableProperties
-from hats.io import paths
-from hats.io.parquet_metadata import write_parquet_metadata
-from hats.pixel_math import HealpixPixel
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN, compute_spatial_index
+
+from lensflow.sky import SPATIAL_INDEX_COLUMN, PixelLike, leaf_name
+
+if TYPE_CHECKING:  # hats is imported where metadata is written, never by a worker writing a leaf
+    from hats.pixel_math import HealpixPixel
 
 
-def leaf_path(root: Path, pixel: HealpixPixel) -> Path:
+def leaf_path(root: Path, pixel: PixelLike) -> Path:
     """Where a pixel's Parquet file goes under a catalog folder (Norder=K/Dir=D/Npix=P.parquet)."""
-    return Path(str(paths.pixel_catalog_file(root, pixel)))
+    return Path(root) / "dataset" / leaf_name(pixel)
 
 
 def healpix_29(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
     """The order-29 NESTED spatial index of each position (int64), as hats computes it."""
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
     return np.asarray(compute_spatial_index(ra_deg, dec_deg), dtype=np.int64)
 
 
@@ -41,6 +44,10 @@ def write_catalog_metadata(
 
     The leaves must already be in place.
     """
+    from hats.catalog import PartitionInfo, TableProperties
+    from hats.io import paths
+    from hats.io.parquet_metadata import write_parquet_metadata
+
     partition_info = PartitionInfo.from_healpix(sorted(pixels))
     partition_info.write_to_file(paths.get_partition_info_pointer(root))
     write_parquet_metadata(root)

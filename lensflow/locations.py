@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import fsspec
-from hats.io.file_io import get_upath
 from upath import UPath
 
 URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+)://")
@@ -86,6 +85,8 @@ def location(
     if not is_url(path):
         text = str(path)
         return Path(text.split("://", 1)[1] if URL.match(text) else text)
+    from hats.io.file_io import get_upath  # hats' own settings per protocol (anonymous S3...)
+
     upath: UPath = get_upath(str(path), **dict(storage_options or {}))
     return upath
 

@@ -31,13 +31,7 @@ from mocpy import MOC
 from lensflow.config import SkyConfig
 from lensflow.errors import ConfigError
 from lensflow.io import file_digest
-from lensflow.sky import HealpixPixel, parse_pixel
-
-
-def usable_coordinates(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """Rows whose coordinates a scan can use: finite, |dec| <= 90, ra in [-360, 720] deg."""
-    usable = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
-    return usable & (ra >= -360.0) & (ra <= 720.0)  # type: ignore[no-any-return]
+from lensflow.sky import HealpixPixel, parse_pixel, usable_coordinates
 
 
 def unit_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:

@@ -26,13 +26,19 @@ def available_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in present]
 
 
-@functools.lru_cache(maxsize=16)
 def load_session(path: Path, sha256: str, threads: int = 0) -> ort.InferenceSession:
     """An ONNX Runtime session for a model file, hash-checked, cached per worker process.
 
     threads = 0 means as many intra-op threads as the Dask worker running this has (all cores
     outside a worker); spinning is off so an idle session does not hold cores other tasks need.
+    The cache is keyed by the thread count resolved, so a session opened ahead of the tasks with
+    the worker's count (lensflow.scan.warm) is the one the tasks get.
     """
+    return _cached_session(Path(path), sha256, threads or _worker_threads())
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_session(path: Path, sha256: str, threads: int) -> ort.InferenceSession:
     return new_session(path, sha256, threads)
 
 

@@ -14,7 +14,7 @@ from hats.pixel_math.spatial_index import spatial_index_to_healpix
 from lensflow.catalog import inside_pixel, open_catalog, partition_files, read_partition
 from lensflow.cuts import parse_cuts
 from lensflow.errors import CatalogError, MissingColumnError, PixelError, SchemaError
-from lensflow.sky import HealpixPixel
+from lensflow.sky import HealpixPixel, PlainPixel
 from lensflow.testing import survey_frame
 
 pytestmark = pytest.mark.bad_input
@@ -231,3 +231,61 @@ def test_rows_lie_in_their_pixel_by_coordinates(imported_catalog: Path) -> None:
         moved += len(ra)
     assert moved == 4_000
     assert inside_pixel(np.empty(0), np.empty(0), catalog.pixels[0]).shape == (0,)
+
+
+def test_leaf_paths_are_those_hats_names(tmp_path: Path) -> None:
+    from hats.io.paths import pixel_catalog_file
+
+    from lensflow.catalog import CatalogHandle
+    from lensflow.layout import leaf_path
+
+    pixels = [(0, 0), (3, 767), (5, 9_999), (5, 10_000), (8, 786_431), (29, 12 * 4**29 - 1)]
+    for order, npix in pixels:
+        pixel = HealpixPixel(order, npix)
+        for suffix in (".parquet", "/"):
+            handle = CatalogHandle(path=tmp_path, npix_suffix=suffix, schema=pa.schema([]))
+            hats_path = pixel_catalog_file(tmp_path, pixel, npix_suffix=suffix)
+            assert str(handle.file_of(PlainPixel(order, npix))) == str(hats_path).rstrip("/")
+        assert leaf_path(tmp_path, pixel) == Path(str(pixel_catalog_file(tmp_path, pixel)))
+
+
+def test_the_spatial_index_is_the_one_hats_computes() -> None:
+    """Random positions, and HEALPix pixel corners (on boundaries at every order)."""
+    from cdshealpix.nested import vertices
+    from hats.pixel_math.spatial_index import compute_spatial_index
+
+    from lensflow.sky import coarsen, spatial_index
+
+    rng = np.random.default_rng(11)
+    ra = np.concatenate([rng.uniform(-360.0, 720.0, 20_000), [0.0, 90.0, 180.0, 360.0]])
+    dec = np.concatenate([np.degrees(np.arcsin(rng.uniform(-1, 1, 20_000))), [90.0, -90.0, 0, 0]])
+    lon, lat = vertices(np.arange(12 * 4**3, dtype=np.uint64), 3)
+    ra = np.concatenate([ra, np.asarray(lon.deg).ravel()])
+    dec = np.concatenate([dec, np.asarray(lat.deg).ravel()])
+    index = spatial_index(ra, dec)
+    assert index.dtype == np.int64
+    np.testing.assert_array_equal(index, compute_spatial_index(ra, dec))
+    for order in (0, 1, 5, 12, 29):
+        np.testing.assert_array_equal(
+            coarsen(index, order=order), spatial_index_to_healpix(index, target_order=order)
+        )
+
+
+def test_a_handle_reads_what_the_catalog_reads(imported_catalog: Path) -> None:
+    """What a worker gets (the schema of the columns read, a plain pixel, the compiled cut)
+    reads the same rows as the catalog itself, and carries no pixel list or other columns."""
+    from lensflow.catalog import RowFilter
+
+    catalog = open_catalog(imported_catalog)
+    cut = parse_cuts("rKronMag < 21.5 and not isnan(gKronMag)")
+    handle = catalog.handle([*COLUMNS, *cut.columns])
+    assert set(handle.schema.names) == {*COLUMNS, "gKronMag", "_healpix_29"}
+    assert len(handle.schema.names) < len(catalog.schema.names)
+    kept = 0
+    for pixel in catalog.pixels:
+        full = read_partition(pixel, catalog=catalog, columns=COLUMNS, cut=cut)
+        plain = PlainPixel(pixel.order, pixel.pixel)
+        light = read_partition(plain, catalog=handle, columns=COLUMNS, cut=RowFilter.of(cut))
+        assert light.table.equals(full.table) and light.rows_read == full.rows_read
+        kept += light.table.num_rows
+    assert 0 < kept < 4_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ import pytest
 from distributed import Client, LocalCluster
 from distributed.security import Security
 
-from lensflow.cluster import connect, dashboard_link, has_gpu_workers
+from lensflow.cluster import WORKER_MALLOC, connect, dashboard_link, has_gpu_workers
 from lensflow.config import ClusterConfig
 from lensflow.errors import EXIT_UNAVAILABLE, ClusterError, ConfigError
 from lensflow.simulate.mock_sky import MockSky
@@ -37,6 +38,19 @@ def test_allowed_failures_is_set_explicitly() -> None:
             lambda: dask.config.get("distributed.scheduler.allowed-failures")
         )
     assert value == 5
+
+
+def test_local_workers_start_with_the_malloc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask's MALLOC_TRIM_THRESHOLD_=65536 (left in this process by an earlier nanny, here set
+    by hand) does not reach lensflow's workers, nor one its nanny restarts."""
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    with connect(ClusterConfig(n_workers=1, dashboard=False)) as client:
+        assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536", "this process's is restored"
+        seen = client.run(lambda: {name: os.environ.get(name) for name in WORKER_MALLOC})
+        assert list(seen.values()) == [WORKER_MALLOC]
+        client.restart()
+        seen = client.run(lambda: {name: os.environ.get(name) for name in WORKER_MALLOC})
+        assert list(seen.values()) == [WORKER_MALLOC]
 
 
 def test_a_remote_plain_tcp_scheduler_is_refused_before_connecting() -> None:

@@ -37,6 +37,15 @@ def test_the_cache_returns_one_session_per_file_and_hash(model: tuple[Path, str]
     assert new_session(path, sha256) is not first
 
 
+def test_a_session_opened_with_the_thread_count_a_task_resolves_is_the_tasks(
+    model: tuple[Path, str],
+) -> None:
+    """A warm-up opens sessions with the worker's thread count; a task asking with the
+    default (0: the worker's, here the machine's cores) gets that same session."""
+    path, sha256 = model
+    assert load_session(path, sha256, os.cpu_count() or 1) is load_session(path, sha256)
+
+
 def test_a_wrong_hash_is_refused_and_not_cached(model: tuple[Path, str]) -> None:
     path, sha256 = model
     with pytest.raises(ModelMismatchError, match=rf"{path.name}: sha256 {sha256}.*0{{64}}"):

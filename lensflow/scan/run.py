@@ -1,9 +1,11 @@
 """The scan driver: plan the partitions, run their task chains, record every outcome.
 
-Each partition is a chain of two tasks keyed by its pixel (select-K-P, classify-K-P); at most
-`cluster.max_in_flight` chains are in flight, so the scheduler's memory stays flat for a sky
-of any size. A chain that raises (a worker killed too often) is recorded as failed and the
-scan goes on.
+Each partition is a chain of two tasks keyed by its pixel (select-K-P, classify-K-P); small
+partitions (fewer rows than `cluster.rows_per_task`, by the catalog's _metadata) share a chain
+(select-K-P+N), each still with its own outcome and marker. At most `cluster.max_in_flight`
+chains are in flight, so the scheduler's memory stays flat for a sky of any size. A chain that
+raises (a worker killed too often) is recorded as failed, its partitions run again one per
+chain, and the scan goes on. Before the first chain, the workers are warmed (lensflow.scan.warm).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from lensflow.scan.stages import (
     Failure,
     PartitionResult,
     ScanContext,
-    classify_partition,
+    classify_partitions,
     failure_result,
-    select_partition,
+    select_partitions,
+    shared_context,
 )
 from lensflow.scan.state import (
     fingerprint_parts,
@@ -44,7 +47,9 @@ from lensflow.scan.state import (
     read_markers,
     write_manifest,
 )
-from lensflow.sky import HealpixPixel, pixel_key
+from lensflow.scan.tasks import chain_groups
+from lensflow.scan.warm import warm_stages, warm_workers
+from lensflow.sky import HealpixPixel, PlainPixel, pixel_key
 
 logger = logging.getLogger(__name__)
 
@@ -281,11 +286,6 @@ def rerun_scan(
     return run_scan(config, client=client, pixels=pixels, progress=progress)
 
 
-def _shared(context: ScanContext) -> ScanContext:
-    """The scan context as a task result every chain depends on."""
-    return context
-
-
 def _run_chains(
     client: Client,
     context: ScanContext,
@@ -296,6 +296,7 @@ def _run_chains(
 ) -> tuple[int, list[HealpixPixel]]:
     """Run the partitions' chains, at most `limit` (else max_in_flight) at once.
 
+    With a limit (the reruns of lost partitions), every partition gets a chain of its own.
     Returns how many failed and the pixels whose chain died with its worker (KilledWorker).
     """
     total = len(todo)
@@ -306,62 +307,77 @@ def _run_chains(
     run = uuid.uuid4().hex[:8]  # a key per run, so a rerun never meets a finished key
     # A task's result, not scattered data: when every worker holding it has died (a poison
     # pixel kills them all), the scheduler computes it again instead of cancelling every chain.
-    shared = client.submit(_shared, replace(context, lock=None), key=f"context-{run}", pure=False)
+    shared = client.submit(shared_context, context.stages(), key=f"context-{run}", pure=False)
+    if limit is None:  # workers joining later (or restarted) run the plugin when they join
+        plugin = warm_stages(context.manifest, cutouts=context.config.cutouts.path)
+        logger.info("workers warmed in %.2f s", warm_workers(client, plugin))
     gpu = has_gpu_workers(client)
     resources = {"GPU": 1} if gpu else None
     if gpu:
         logger.info("GPU workers present: the ensemble step asks for GPU=1")
+    queue = list(reversed(chain_groups(client, context, todo, alone=limit is not None)))
     limit = limit or context.config.cluster.max_in_flight
     lost: list[HealpixPixel] = []
-    queue = list(reversed(todo))
-    pixel_of = {}
+    group_of: dict[str, list[HealpixPixel]] = {}
     chains: dict[str, tuple[Future[Any], Future[Any]]] = {}
     running = as_completed()
 
-    def submit(pixel: HealpixPixel) -> None:
-        name = f"{pixel.order}-{pixel.pixel}-{run}"
+    def submit(group: list[HealpixPixel]) -> None:
+        first = group[0]
+        more = f"+{len(group) - 1}" if len(group) > 1 else ""
+        name = f"{first.order}-{first.pixel}{more}-{run}"
+        plain = [PlainPixel(p.order, p.pixel) for p in group]  # workers never import hats
         selected = client.submit(
-            select_partition, pixel, context=shared, key=f"select-{name}", pure=False
+            select_partitions, plain, context=shared, key=f"select-{name}", pure=False
         )
         classified = client.submit(
-            classify_partition,
+            classify_partitions,
             selected,
             context=shared,
             key=f"classify-{name}",
             resources=resources,
             pure=False,
         )
-        pixel_of[classified.key] = pixel
+        group_of[classified.key] = group
         chains[classified.key] = (selected, classified)
         running.add(classified)
 
     for _ in range(min(limit, len(queue))):
         submit(queue.pop())
-    failed = 0
+    failed = finished = 0
     try:
-        for finished, future in enumerate(running, start=1):
-            pixel = pixel_of.pop(future.key)
+        for future in running:
+            group = group_of.pop(future.key)
             chains.pop(future.key, None)
             try:
-                result: PartitionResult = future.result()
+                outcome: list[PartitionResult] = future.result()
+                results = [replace(r, pixel=p) for r, p in zip(outcome, group, strict=True)]
             except Exception as exc:  # noqa: BLE001  KilledWorker or a crashed task: record, go on
                 if client.status != "running":  # the scheduler is gone: no chain can finish
                     raise ClusterError(
                         f"lost the Dask scheduler mid-scan ({type(exc).__name__}: {exc}); "
                         "finished partitions are recorded: run the scan again to resume"
                     ) from None
-                error = f"pixel {pixel_key(pixel)}: {type(exc).__name__}: {exc}"
-                lost.append(pixel)
-                result = failure_result(Failure(pixel, error, "worker"), context=context)
+                lost += group
+                results = [
+                    failure_result(
+                        Failure(p, f"pixel {pixel_key(p)}: {type(exc).__name__}: {exc}", "worker"),
+                        context=context,
+                    )
+                    for p in group
+                ]
             finally:
                 future.release()
-            failed += not result.ok
-            if progress:
-                progress(finished, total, result)
+            for result in results:
+                finished += 1
+                failed += not result.ok
+                if progress:
+                    progress(finished, total, result)
             if queue:
                 submit(queue.pop())
     except KeyboardInterrupt:
-        logger.warning("interrupted with %d partitions in flight; cancelling", len(pixel_of))
+        in_flight = sum(len(group) for group in group_of.values())
+        logger.warning("interrupted with %d partitions in flight; cancelling", in_flight)
         client.cancel([f for chain in chains.values() for f in chain])
         raise
     return failed, lost

@@ -3,44 +3,91 @@
 `select_partition` reads a partition with the cut pushed down and gates it with the photometry
 MLP (any worker); `classify_partition` scores the survivors' cutouts with the ensemble (a GPU
 worker where there is one) and writes the candidate file, then the marker. A rerun of one pixel
-is these two calls.
+is these two calls; `select_partitions` and `classify_partitions` run several small partitions
+in one task, each with its own outcome and marker.
+
+The driver ships a `StageContext` to the workers, not the `ScanContext` it built: the catalog as
+a handle, the cut as its compiled expression, the models by path and sha256 (the manifest). A
+worker importing this module imports neither hats nor matplotlib, pandas or the cut grammar.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
 
 from lensflow.candidates import candidate_table, write_candidates
-from lensflow.catalog import Catalog, inside_pixel, read_partition
-from lensflow.config import ScanConfig
+from lensflow.catalog import CatalogHandle, RowFilter, read_partition
 from lensflow.cutouts import partition_group, read_cutouts
-from lensflow.cuts import Cut
-from lensflow.ensemble import P_LENS, score_cutouts
+from lensflow.ensemble import ENSEMBLE, P_LENS, score_cutouts
 from lensflow.errors import LensflowError
 from lensflow.photometry import photometry_features, score_photometry
-from lensflow.regions import Region, usable_coordinates
-from lensflow.registry import ModelManifest
-from lensflow.scan.lock import ScanLock
 from lensflow.scan.state import Marker, write_marker
-from lensflow.sky import HealpixPixel, pixel_key
+from lensflow.sky import (
+    SPATIAL_INDEX_COLUMN,
+    PixelLike,
+    inside_pixel,
+    pixel_key,
+    usable_coordinates,
+)
+
+if TYPE_CHECKING:
+    from lensflow.catalog import Catalog
+    from lensflow.config import ScanConfig
+    from lensflow.cuts import Cut
+    from lensflow.regions import Region
+    from lensflow.registry import ModelManifest
+    from lensflow.scan.lock import ScanLock
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class StageContext:
+    """What a partition's tasks need, shipped to each worker once: small, and free of hats.
+
+    `features` pairs each photometry feature (the model's order) with its catalog column.
+    """
+
+    catalog: CatalogHandle
+    id_column: str
+    ra_column: str
+    dec_column: str
+    features: tuple[tuple[str, str], ...]
+    row_filter: RowFilter
+    manifest: ModelManifest
+    photometry_threshold: float
+    ensemble_threshold: float
+    fingerprint: str
+    output: Path
+    cutouts: Path
+    io_retries: int
+    batch_size: int
+    prior_lens_rate: float
+    region: Region | None = None
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The catalog columns a partition's read decodes (besides the cut's)."""
+        return [self.id_column, self.ra_column, self.dec_column, *(c for _, c in self.features)]
+
+
+@dataclass(frozen=True)
 class ScanContext:
-    """Everything a stage needs, built once by the driver and shipped to workers once."""
+    """Everything the driver checked before a scan: config, catalog, cut, models, thresholds.
+
+    Tasks get `stages` of it (a StageContext); a stage called with a ScanContext (a rerun of one
+    pixel, a test) makes that itself.
+    """
 
     config: ScanConfig
     catalog: Catalog
@@ -53,12 +100,50 @@ class ScanContext:
     region: Region | None = None  # None: every partition of the catalog, every row
     lock: ScanLock | None = field(default=None, compare=False, repr=False)  # the driver's only
 
+    def stages(self) -> StageContext:
+        """The part of this context a partition's tasks need."""
+        columns = self.config.catalog.columns
+        mapped = columns.mapped()
+        features = tuple((name, mapped[name]) for name in self.manifest.photometry.features)
+        read = [columns.id, columns.ra, columns.dec, *(c for _, c in features), *self.cut.columns]
+        return StageContext(
+            catalog=self.catalog.handle(read),
+            id_column=columns.id,
+            ra_column=columns.ra,
+            dec_column=columns.dec,
+            features=features,
+            row_filter=RowFilter.of(self.cut),
+            manifest=self.manifest,
+            photometry_threshold=self.photometry_threshold,
+            ensemble_threshold=self.ensemble_threshold,
+            fingerprint=self.fingerprint,
+            output=self.output,
+            cutouts=self.config.cutouts.path,
+            io_retries=self.config.cluster.io_retries,
+            batch_size=self.config.ensemble.batch_size,
+            prior_lens_rate=self.config.ensemble.prior_lens_rate,
+            region=self.region,
+        )
+
+
+AnyContext = ScanContext | StageContext
+
+
+def shared_context(context: StageContext) -> StageContext:
+    """The tasks' context as a task result every chain depends on (a task of this module, so
+    a worker computing it imports the stages, never the driver)."""
+    return context
+
+
+def _stage(context: AnyContext) -> StageContext:
+    return context.stages() if isinstance(context, ScanContext) else context
+
 
 @dataclass(frozen=True)
 class Survivors:
     """A partition's rows that passed the cuts and the photometry gate, with the funnel counts."""
 
-    pixel: HealpixPixel
+    pixel: PixelLike
     table: pa.Table  # id, ra, dec, _healpix_29, photometry_score
     rows_read: int
     rows_after_cuts: int
@@ -72,7 +157,7 @@ class Survivors:
 class PartitionResult:
     """How a partition ended: its marker (done or failed)."""
 
-    pixel: HealpixPixel
+    pixel: PixelLike
     marker: Marker
 
     @property
@@ -84,13 +169,13 @@ class PartitionResult:
 class Failure:
     """A stage error that travels down the chain to the driver instead of being retried."""
 
-    pixel: HealpixPixel
+    pixel: PixelLike
     error: str
     kind: str
     attempts: int = 1
 
 
-def _with_io_retries(call: Callable[[], T], *, retries: int, pixel: HealpixPixel) -> tuple[T, int]:
+def _with_io_retries(call: Callable[[], T], *, retries: int, pixel: PixelLike) -> tuple[T, int]:
     """Run a stage, retrying I/O errors (transient reads) but never bad input."""
     attempt = 0
     while True:
@@ -106,12 +191,29 @@ def _with_io_retries(call: Callable[[], T], *, retries: int, pixel: HealpixPixel
             time.sleep(min(2.0**attempt * 0.1, 5.0))
 
 
-def select_partition(pixel: HealpixPixel, *, context: ScanContext) -> Survivors | Failure:
+def select_partitions(
+    pixels: Sequence[PixelLike], *, context: AnyContext
+) -> list[Survivors | Failure]:
+    """select_partition for each of several (small) partitions, in one task."""
+    stage = _stage(context)
+    return [select_partition(pixel, context=stage) for pixel in pixels]
+
+
+def classify_partitions(
+    selected: Sequence[Survivors | Failure], *, context: AnyContext
+) -> list[PartitionResult]:
+    """classify_partition for each partition of a select_partitions task, in one task."""
+    stage = _stage(context)
+    return [classify_partition(survivors, context=stage) for survivors in selected]
+
+
+def select_partition(pixel: PixelLike, *, context: AnyContext) -> Survivors | Failure:
     """Read one partition with its cut pushed down and gate it with the photometry MLP."""
     start = time.perf_counter()
+    stage = _stage(context)
     try:
         survivors, attempts = _with_io_retries(
-            lambda: _select(pixel, context), retries=context.config.cluster.io_retries, pixel=pixel
+            lambda: _select(pixel, stage), retries=stage.io_retries, pixel=pixel
         )
     except LensflowError as exc:
         return Failure(pixel, str(exc), "bad_input")
@@ -121,26 +223,48 @@ def select_partition(pixel: HealpixPixel, *, context: ScanContext) -> Survivors 
     return replace(survivors, seconds=seconds, attempts=attempts)
 
 
-def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
-    columns = context.config.catalog.columns
-    mapped = columns.mapped()
-    feature_columns = {name: mapped[name] for name in context.manifest.photometry.features}
+def _select(pixel: PixelLike, context: StageContext) -> Survivors:
+    start = time.perf_counter()
     read = read_partition(
-        pixel,
-        catalog=context.catalog,
-        columns=[columns.id, columns.ra, columns.dec, *feature_columns.values()],
-        cut=context.cut,
+        pixel, catalog=context.catalog, columns=context.read_columns, cut=context.row_filter
     )
+    read_seconds = time.perf_counter() - start
     table = read.table
     rows_after_cuts = table.num_rows
     rows_in_region = None
     if context.region is not None:  # rows outside are outside the scan, not rejected
-        table = context.region.filter(table, ra=columns.ra, dec=columns.dec)
+        table = context.region.filter(table, ra=context.ra_column, dec=context.dec_column)
         rows_in_region = table.num_rows
     rejected: dict[str, int] = {}
+    if table.num_rows:
+        survivors = _gate(pixel, table, context, rejected)
+    else:  # nothing passed the cut: no gate to run
+        survivors = _survivor_table(table, context, np.zeros(0, bool), np.empty(0), np.empty(0))
+    logger.info(
+        "pixel %s: %d rows, %d pass cuts, %d pass photometry",
+        pixel_key(pixel),
+        read.rows_read,
+        rows_after_cuts,
+        survivors.num_rows,
+    )
+    seconds = {"read": read_seconds, "gate": time.perf_counter() - start - read_seconds}
+    return Survivors(
+        pixel=pixel,
+        table=survivors,
+        rows_read=read.rows_read,
+        rows_after_cuts=rows_after_cuts,
+        rejected={k: v for k, v in rejected.items() if v},
+        seconds=seconds,
+        rows_in_region=rows_in_region,
+    )
 
-    ra = table[columns.ra].to_numpy(zero_copy_only=False).astype(np.float64)
-    dec = table[columns.dec].to_numpy(zero_copy_only=False).astype(np.float64)
+
+def _gate(
+    pixel: PixelLike, table: pa.Table, context: StageContext, rejected: dict[str, int]
+) -> pa.Table:
+    """Count unusable rows by reason (into `rejected`) and keep those the photometry MLP passes."""
+    ra = table[context.ra_column].to_numpy(zero_copy_only=False).astype(np.float64)
+    dec = table[context.dec_column].to_numpy(zero_copy_only=False).astype(np.float64)
     good_coords = usable_coordinates(ra, dec)
     rejected["bad_coordinates"] = int((~good_coords).sum())
     inside = np.zeros(len(ra), dtype=bool)  # rows whose ra/dec lie outside the file's pixel
@@ -150,7 +274,7 @@ def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
 
     values = {
         name: pc.fill_null(table[column].cast(pa.float32()), np.nan).to_numpy()
-        for name, column in feature_columns.items()
+        for name, column in context.features
     }
     names = context.manifest.photometry.features
     features = photometry_features(values, names)
@@ -165,66 +289,64 @@ def _select(pixel: HealpixPixel, context: ScanContext) -> Survivors:
     if usable.any():
         scores[usable] = score_photometry(features[usable], manifest=context.manifest)
     keep = usable & (scores >= context.photometry_threshold)
-    kept_rows = pa.array(np.flatnonzero(keep))
-    survivors = pa.table(
+    return _survivor_table(table, context, keep, ra, dec, scores)
+
+
+def _survivor_table(
+    table: pa.Table,
+    context: StageContext,
+    keep: np.ndarray,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    scores: np.ndarray | None = None,
+) -> pa.Table:
+    """id, ra, dec, _healpix_29, photometry_score of the rows kept (bool (N,))."""
+    kept_rows = pa.array(np.flatnonzero(keep), pa.int64())
+    score = np.empty(0, np.float32) if scores is None else scores[keep]
+    return pa.table(
         {
-            "id": table[columns.id].take(kept_rows).cast(pa.int64()),
-            "ra": pa.array(ra[keep]),
-            "dec": pa.array(dec[keep]),
+            "id": table[context.id_column].take(kept_rows).cast(pa.int64()),
+            "ra": pa.array(ra[keep], pa.float64()),
+            "dec": pa.array(dec[keep], pa.float64()),
             SPATIAL_INDEX_COLUMN: table[SPATIAL_INDEX_COLUMN].take(kept_rows),
-            "photometry_score": pa.array(scores[keep]),
+            "photometry_score": pa.array(score, pa.float32()),
         }
     )
-    logger.info(
-        "pixel %s: %d rows, %d pass cuts, %d pass photometry",
-        pixel_key(pixel),
-        read.rows_read,
-        rows_after_cuts,
-        int(keep.sum()),
-    )
-    return Survivors(
-        pixel=pixel,
-        table=survivors,
-        rows_read=read.rows_read,
-        rows_after_cuts=rows_after_cuts,
-        rejected={k: v for k, v in rejected.items() if v},
-        rows_in_region=rows_in_region,
-    )
 
 
-def classify_partition(survivors: Survivors | Failure, *, context: ScanContext) -> PartitionResult:
+def classify_partition(survivors: Survivors | Failure, *, context: AnyContext) -> PartitionResult:
     """Score the survivors' cutouts with the ensemble; write the candidates, then the marker."""
+    stage = _stage(context)
     if isinstance(survivors, Failure):
-        return failure_result(survivors, context=context)
+        return failure_result(survivors, context=stage)
     start = time.perf_counter()
     try:
         marker, attempts = _with_io_retries(
-            lambda: _classify(survivors, context),
-            retries=context.config.cluster.io_retries,
+            lambda: _classify(survivors, stage),
+            retries=stage.io_retries,
             pixel=survivors.pixel,
         )
     except LensflowError as exc:
-        return failure_result(Failure(survivors.pixel, str(exc), "bad_input"), context=context)
+        return failure_result(Failure(survivors.pixel, str(exc), "bad_input"), context=stage)
     except OSError as exc:
         error = f"pixel {pixel_key(survivors.pixel)}: I/O error: {exc}"
-        return failure_result(Failure(survivors.pixel, error, "io"), context=context)
+        return failure_result(Failure(survivors.pixel, error, "io"), context=stage)
     seconds = {**marker.seconds, "classify": time.perf_counter() - start}
     marker = replace(marker, seconds=seconds, attempts=attempts)
-    write_marker(context.output, marker)
+    write_marker(stage.output, marker)
     return PartitionResult(survivors.pixel, marker)
 
 
-def _classify(survivors: Survivors, context: ScanContext) -> Marker:
+def _classify(survivors: Survivors, context: StageContext) -> Marker:
+    start = time.perf_counter()
     pixel = survivors.pixel
     table = survivors.table
     rejected = dict(survivors.rejected)
-    group = partition_group(pixel)
     ids = table["id"].to_numpy()
-    cutouts = read_cutouts(context.config.cutouts.path, group, ids) if ids.size else None
     members = [m.name for m in context.manifest.ensemble.members]
-    if cutouts is None:
-        found_ids, images = np.empty(0, np.int64), np.empty((0, 0, 0, 0), np.float32)
-    else:
+    found_ids, images = np.empty(0, np.int64), np.empty((0, 0, 0, 0), np.float32)
+    if ids.size:
+        cutouts = read_cutouts(context.cutouts, partition_group(pixel), ids)
         found_ids, images = cutouts.ids, cutouts.images
         if cutouts.missing.size:
             rejected["missing_cutout"] = int(cutouts.missing.size)
@@ -232,12 +354,22 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
     if not finite.all():
         rejected["bad_cutout"] = int((~finite).sum())
         found_ids, images = found_ids[finite], images[finite]
-    scores = score_cutouts(
-        images,
-        manifest=context.manifest,
-        batch=context.config.ensemble.batch_size,
-        prior_lens_rate=context.config.ensemble.prior_lens_rate,
-    )
+    read_seconds = time.perf_counter() - start
+    if found_ids.size:
+        scores = score_cutouts(
+            images,
+            manifest=context.manifest,
+            batch=context.batch_size,
+            prior_lens_rate=context.prior_lens_rate,
+        )
+    else:  # nothing to score: the empty columns score_cutouts would give, without its sessions
+        none = np.empty(0, np.float32)
+        calibrated = context.manifest.ensemble.calibration is not None
+        scores = {
+            **dict.fromkeys([*members, ENSEMBLE], none),
+            **({P_LENS: none} if calibrated else {}),
+        }
+    scored = time.perf_counter()
     order = np.argsort(ids)
     rows = order[np.searchsorted(ids[order], found_ids)]
     candidates = candidate_table(
@@ -247,16 +379,22 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
         healpix_29=table[SPATIAL_INDEX_COLUMN].to_numpy()[rows],
         photometry_score=table["photometry_score"].to_numpy()[rows],
         member_scores={m: scores[m] for m in members},
-        ensemble_score=scores["ensemble"],
+        ensemble_score=scores[ENSEMBLE],
         model_versions=context.manifest.versions(),
         fingerprint=context.fingerprint,
         p_lens=scores.get(P_LENS),
     )
     path, digest = write_candidates(candidates, root=context.output, pixel=pixel)
-    above = int((scores["ensemble"] >= context.ensemble_threshold).sum())
+    above = int((scores[ENSEMBLE] >= context.ensemble_threshold).sum())
     logger.info(
         "pixel %s: %d cutouts scored, %d above threshold", pixel_key(pixel), len(found_ids), above
     )
+    seconds = {
+        **survivors.seconds,
+        "cutouts": read_seconds,
+        "ensemble": scored - start - read_seconds,
+        "write": time.perf_counter() - scored,
+    }
     return Marker(
         pixel=pixel_key(pixel),
         status="done",
@@ -266,7 +404,7 @@ def _classify(survivors: Survivors, context: ScanContext) -> Marker:
         rows_after_photometry=survivors.table.num_rows,
         candidates=above,
         rejected=rejected,
-        seconds=dict(survivors.seconds),
+        seconds=seconds,
         attempts=survivors.attempts,
         output=str(path.relative_to(context.output)),
         sha256=digest,
@@ -285,7 +423,7 @@ def _worker_address() -> str | None:
         return None
 
 
-def failure_result(failure: Failure, *, context: ScanContext) -> PartitionResult:
+def failure_result(failure: Failure, *, context: AnyContext) -> PartitionResult:
     """Record a failed partition's marker; the scan goes on with the rest."""
     marker = Marker(
         pixel=pixel_key(failure.pixel),

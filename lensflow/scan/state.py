@@ -21,11 +21,12 @@ from lensflow.errors import ScanStateError
 from lensflow.io import canonical_hash, claim_folder, file_digest, write_text
 from lensflow.locations import Location, remote
 from lensflow.registry import ModelManifest
-from lensflow.sky import HealpixPixel, validate_pixel
+from lensflow.sky import PixelLike, PlainPixel, validate_pixel
 
 if TYPE_CHECKING:
     from lensflow.catalog import Catalog
     from lensflow.regions import Region
+    from lensflow.sky import HealpixPixel
 
 logger = logging.getLogger(__name__)
 
@@ -313,12 +314,14 @@ def read_fingerprint(root: Path) -> dict[str, Any] | None:
     return data
 
 
-def marker_path(root: Path, pixel: HealpixPixel) -> Path:
+def marker_path(root: Path, pixel: PixelLike) -> Path:
     return root / MARKERS / f"Norder={pixel.order}" / f"Npix={pixel.pixel}.json"
 
 
 def write_marker(root: Path, marker: Marker) -> None:
-    write_text(marker_path(root, marker.order_pixel), json.dumps(asdict(marker), indent=1))
+    order, number = marker.pixel.split("/")  # a PlainPixel: workers write markers without hats
+    path = marker_path(root, PlainPixel(int(order), int(number)))
+    write_text(path, json.dumps(asdict(marker), indent=1))
 
 
 def read_marker(root: Path, pixel: HealpixPixel) -> Marker | None:
