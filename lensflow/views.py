@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from lensflow.demo import DemoReport
     from lensflow.images import BuildReport, PartitionReport
     from lensflow.images.driver import Progress as BuildProgress
+    from lensflow.scan.estimate import Estimate
     from lensflow.scan.plan import PlanRow
     from lensflow.scan.run import ProgressHook, ScanOutcome
     from lensflow.scan.stages import PartitionResult
@@ -191,6 +192,16 @@ def print_plan(
             if row.error is not None:
                 line = Text.assemble(("unreadable", "red"), f" {pixel_key(row.pixel)}: {row.error}")
                 console.print(line, soft_wrap=True)
+
+
+def print_estimate(console: Console, estimate: Estimate, *, title: str) -> None:
+    """`plan --estimate`'s table: the whole scan's expected funnel, time and cost."""
+    table = Table(title=escape(f"{title}: estimated scan"))
+    table.add_column("quantity")
+    table.add_column("estimate", justify="right")
+    for quantity, value in estimate.summary():
+        table.add_row(escape(quantity), escape(value))
+    console.print(table)
 
 
 def print_json(data: Mapping[str, Any]) -> None:

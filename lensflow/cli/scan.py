@@ -31,6 +31,7 @@ from lensflow.errors import (
     EXIT_OK,
     EXIT_PARTIAL,
     CatalogError,
+    ConfigError,
     Interrupted,
     LensflowError,
     PixelError,
@@ -38,6 +39,7 @@ from lensflow.errors import (
 
 if TYPE_CHECKING:
     from lensflow.catalog import Catalog
+    from lensflow.config import PlanConfig
     from lensflow.scan.stages import ScanContext
     from lensflow.sky import HealpixPixel
 
@@ -184,6 +186,14 @@ def plan(
     exact: Annotated[
         bool, typer.Option(help="Count rows after cuts with a cuts-only pass.")
     ] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            help="Estimate the whole scan (funnel, wall time, core-hours) from a short "
+            "calibration run of a few partitions through every stage on the cluster."
+        ),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With --estimate: as JSON.")] = False,
     scheduler: Scheduler = None,
     insecure: Insecure = False,
     workers: Workers = None,
@@ -192,7 +202,8 @@ def plan(
     """List the partitions a scan reads (those \\[sky] touches) and their rows before a scan.
 
     With --exact, also the rows after cuts (and, with \\[sky], those of them inside the region).
-    Unreadable partitions are listed with their errors and the exit status is 65.
+    With --estimate (which needs the whole scan config), the expected funnel, wall time and
+    core-hours. Unreadable partitions are listed with their errors and the exit status is 65.
     """
     from lensflow.catalog import open_inputs
     from lensflow.config import PlanConfig
@@ -200,6 +211,10 @@ def plan(
 
     set_logging(verbose)
     plan_config = cluster_options(PlanConfig.from_toml(config), scheduler, workers)
+    if json_out and not estimate:
+        raise typer.BadParameter("goes with --estimate", param_hint="--json")
+    if estimate:
+        return _estimate(config, plan_config, insecure=insecure, json_out=json_out)
     inputs = open_inputs(plan_config)
     if exact:
         with joined(plan_config.cluster, insecure=insecure) as client:
@@ -216,6 +231,26 @@ def plan(
             f"{len(unreadable)} of {len(rows)} partitions unreadable: {names}; fix or restore "
             "their files (the errors are listed above)"
         )
+
+
+def _estimate(path: Path, plan_config: PlanConfig, *, insecure: bool, json_out: bool) -> None:
+    from lensflow.config import ScanConfig
+    from lensflow.scan.estimate import estimate_scan
+
+    if plan_config.cutouts is None:
+        raise ConfigError(
+            f"{path}: --estimate runs every stage, so it needs a [cutouts] section naming the "
+            "cutout store"
+        )
+    scan_config = ScanConfig.from_toml(path).model_copy(update={"cluster": plan_config.cluster})
+    result = estimate_scan(
+        scan_config, connect=lambda: joined(scan_config.cluster, insecure=insecure)
+    )
+    if json_out:
+        views.print_json(result.as_dict())
+    else:
+        name = str(plan_config.catalog.path).rstrip("/").rsplit("/", 1)[-1]
+        views.print_estimate(console, result, title=name)
 
 
 @command(app)

@@ -1,0 +1,386 @@
+"""End to end: `run_scan` on a local Dask cluster against the composed bare pipeline.
+
+lensflow: `run_scan` on a cluster from lensflow.cluster's starter (2 one-thread worker
+processes), started once, each round into a fresh output folder. Bare: the same work in one
+process with the bare libraries: for each partition a pyarrow read of the same columns with
+the same cut, the photometry features and the ONNX gate, zarr slab reads of the survivors'
+cutouts, the ONNX members and one Parquet file of scored rows. The funnel counts (rows read,
+after cuts, after photometry, candidates) must be identical. Interleaved (benchmarks.common).
+
+Skies (benchmarks.skies): 30k, 150k (the demo's), 300k and 1 M sources as simulated (~30
+partitions) and re-partitioned into ~3,000. Where a size has not been simulated, its tiled
+copy of the demo sky (`python -m benchmarks.skies N --tiled --partitions 30 3000`) stands in,
+labelled as such; a size with neither is skipped and listed.
+
+    python -m benchmarks.bench_scan [--sources 150000 ...] [--partitions 0 3000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+from distributed import Client
+from hats.pixel_math.spatial_index import SPATIAL_INDEX_COLUMN
+
+from benchmarks.common import (
+    CONVENTION,
+    MIN_ROUNDS,
+    RESULTS,
+    Interleaved,
+    interleave,
+    machine,
+    record,
+    write_result,
+)
+from benchmarks.skies import DEMO_SOURCES, SKIES, sky_folder
+from lensflow.catalog import READ_BATCH_ROWS, open_catalog, partition_files
+from lensflow.cluster import connect
+from lensflow.config import ClusterConfig, ScanConfig
+from lensflow.cutouts import CHUNK_CUTOUTS, partition_group
+from lensflow.cuts import parse_cuts
+from lensflow.ensemble import DEFAULT_BATCH, ensemble_score
+from lensflow.photometry import PHOTOMETRY_BATCH
+from lensflow.registry import ModelManifest, load_manifest
+from lensflow.scan import run_scan
+from lensflow.scan.state import funnel_totals, read_markers
+
+SOURCES = (30_000, 150_000, 300_000, 1_000_000)
+PARTITIONS = (0, 3_000)  # 0: the sky as simulated (~30 partitions)
+NATURAL = 30  # partitions of a tiled sky standing in for a simulated one
+ABOVE = "above 1: see the note on one process"
+NOTE = (
+    "Above 1 is not noise alone here: the bare pipeline is one process whose ONNX Runtime "
+    "sessions share the cores by intra-op threads, while lensflow runs two one-thread worker "
+    "processes; on a loaded machine a two-thread session loses more to contention than two "
+    "one-thread processes (benchmarks/results/ensemble.md: bare two-thread sessions against "
+    "one-thread ones)."
+)
+WORKERS = 2
+FUNNEL = ("rows_read", "rows_after_cuts", "rows_after_photometry", "candidates")
+
+
+@dataclass(frozen=True)
+class SkyResult:
+    """One sky's interleaved timings and its funnel (identical for both pipelines)."""
+
+    sources: int
+    partitions: int
+    kind: str  # "simulated", "demo" or "tiled"
+    timing: Interleaved
+    funnel: tuple[int, ...]
+    cores: int
+
+    def per_core(self, seconds: float) -> float:
+        return self.sources / seconds / self.cores
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def _run(session: ort.InferenceSession, inputs: np.ndarray, batch: int) -> np.ndarray:
+    name = session.get_inputs()[0].name
+    out = [
+        session.run(None, {name: inputs[s : s + batch]})[0] for s in range(0, len(inputs), batch)
+    ]
+    return np.concatenate(out).reshape(-1).astype(np.float32) if out else np.empty(0, np.float32)
+
+
+def bare_pipeline(
+    config: ScanConfig, manifest: ModelManifest, *, threads: int
+) -> Callable[[Path], tuple[int, int, int, int]]:
+    """The scan's work with the bare libraries, one process; returns a function of an output
+    folder that runs it and returns the funnel counts."""
+    catalog = open_catalog(config.catalog.path)
+    files = {p: partition_files(catalog, p) for p in catalog.pixels}
+    columns = config.catalog.columns
+    mapped = columns.mapped()
+    features = [mapped[name] for name in manifest.photometry.features]
+    wanted = list(dict.fromkeys([columns.id, columns.ra, columns.dec, *features]))
+    cut = parse_cuts(config.cuts.expression)
+    needed = list(dict.fromkeys([*wanted, SPATIAL_INDEX_COLUMN, *cut.columns]))
+    expression = cut.to_arrow()
+    gate = _session(manifest.path_of(manifest.photometry.file), threads)
+    members = {
+        m.name: _session(manifest.path_of(m.file), threads) for m in manifest.ensemble.members
+    }
+    photometry_threshold = config.photometry.threshold
+    if photometry_threshold is None:
+        photometry_threshold = manifest.photometry.threshold
+    ensemble_threshold = config.ensemble.threshold
+    if ensemble_threshold is None:
+        ensemble_threshold = manifest.ensemble.threshold
+    store: Any = zarr.open_group(str(config.cutouts.path), mode="r")
+
+    def run(out: Path) -> tuple[int, int, int, int]:
+        read = after_cuts = after_photometry = candidates = 0
+        for pixel, paths in files.items():
+            batches = []
+            for path in paths:
+                parquet = pq.ParquetFile(path)
+                read += parquet.metadata.num_rows
+                for batch in parquet.iter_batches(batch_size=READ_BATCH_ROWS, columns=needed):
+                    batches.append(batch.filter(expression).select(wanted))
+            table = pa.Table.from_batches(batches) if batches else None
+            if table is None or table.num_rows == 0:
+                continue
+            after_cuts += table.num_rows
+            x = np.stack(
+                [table[c].to_numpy(zero_copy_only=False).astype(np.float32) for c in features], 1
+            )
+            usable = np.isfinite(x).all(axis=1)
+            scores = np.full(len(x), np.nan, np.float32)
+            scores[usable] = _run(gate, np.ascontiguousarray(x[usable]), PHOTOMETRY_BATCH)
+            keep = np.flatnonzero(usable & (scores >= photometry_threshold))
+            after_photometry += keep.size
+            if not keep.size:
+                continue
+            ids = table[columns.id].to_numpy()[keep]
+            group = store[partition_group(pixel)]
+            stored = np.asarray(group["ids"][:])
+            where = np.searchsorted(stored, ids).clip(0, stored.size - 1)
+            rows = np.sort(where[stored[where] == ids])
+            images = group["images"]
+            slabs = []
+            for chunk in np.unique(rows // CHUNK_CUTOUTS):
+                slab = images[chunk * CHUNK_CUTOUTS : (chunk + 1) * CHUNK_CUTOUTS]
+                slabs.append(slab[rows[rows // CHUNK_CUTOUTS == chunk] - chunk * CHUNK_CUTOUTS])
+            cutouts = np.ascontiguousarray(np.concatenate(slabs))
+            member_scores = {n: _run(s, cutouts, DEFAULT_BATCH) for n, s in members.items()}
+            ensemble = ensemble_score(member_scores, models=manifest.ensemble)
+            candidates += int((ensemble >= ensemble_threshold).sum())
+            pq.write_table(
+                pa.table({"id": stored[rows], "ensemble_score": ensemble, **member_scores}),
+                out / f"{pixel.order}-{pixel.pixel}.parquet",
+            )
+        return read, after_cuts, after_photometry, candidates
+
+    return run
+
+
+def bench_sky(
+    sky: Path, *, sources: int, kind: str, client: Client, rounds: int, scratch: Path
+) -> SkyResult:
+    """Interleave run_scan and the bare pipeline on one sky; check their funnels agree."""
+    config = ScanConfig.from_toml(sky / "scan.toml")
+    config = config.model_copy(
+        update={"cluster": config.cluster.model_copy(update={"n_workers": WORKERS})}
+    )
+    manifest = load_manifest(config.models.manifest)
+    cores = sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    bare = bare_pipeline(config, manifest, threads=cores)
+    funnels: dict[str, set[tuple[int, ...]]] = {"lensflow": set(), "bare": set()}
+
+    def fresh() -> Path:
+        folder = scratch / uuid.uuid4().hex[:8]
+        folder.mkdir()
+        return folder
+
+    def lensflow() -> None:
+        out = fresh() / "scan"
+        update = {"output": config.output.model_copy(update={"path": out})}
+        outcome = run_scan(config.model_copy(update=update), client=client)
+        assert outcome.failed == 0, f"{outcome.failed} partitions failed in {out}"
+        totals = funnel_totals(read_markers(out))
+        funnels["lensflow"].add(tuple(int(totals[k]) for k in FUNNEL))
+
+    def bare_run() -> None:
+        funnels["bare"].add(bare(fresh()))
+
+    try:
+        timing = interleave(lensflow, bare_run, rounds=rounds)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+    assert len(funnels["lensflow"]) == 1, funnels
+    assert funnels["lensflow"] == funnels["bare"], funnels
+    (funnel,) = funnels["bare"]
+    partitions = len(open_catalog(config.catalog.path).pixels)
+    return SkyResult(sources, partitions, kind, timing, funnel, cores)
+
+
+def choose_sky(sources: int, partitions: int) -> tuple[Path, str] | None:
+    """The sky of that size and partitioning: simulated, else a tiled demo sky, else None."""
+    simulated = sky_folder(sources) if partitions == 0 else SKIES / f"sky-{sources}-p{partitions}"
+    if (simulated / "scan.toml").is_file():
+        return simulated, "demo" if sources == DEMO_SOURCES else "simulated"
+    tiled = SKIES / f"tiled-{sources}-p{partitions or NATURAL}"
+    if (tiled / "scan.toml").is_file():
+        return tiled, "tiled"
+    return None
+
+
+TILED = (
+    "tiled: copies of the demo sky side by side in RA (`python -m benchmarks.skies N --tiled`), "
+    "standing in where a sky of that size has not been simulated: each copy repeats the "
+    "demo's rows and cutouts, so the funnel scales exactly and the cost per row is the "
+    "demo's; for cost scaling, not science. Simulation times:"
+)
+
+
+def from_record(path: Path) -> tuple[list[SkyResult], list[str], int]:
+    """The results (and skies missing, rounds) a previous run wrote to scan.json."""
+    data = json.loads(path.read_text())
+    results = [
+        SkyResult(
+            sources=s["sources"],
+            partitions=s["partitions"],
+            kind=s["kind"],
+            timing=Interleaved(
+                tuple(s["lensflow_seconds"]),
+                tuple(s["bare_seconds"]),
+                tuple(s["load_before"]),
+                tuple(s["load_after"]),
+            ),
+            funnel=tuple(s["funnel"]),
+            cores=s["cores"],
+        )
+        for s in data["skies"]
+    ]
+    rounds = min((len(r.timing.lensflow) for r in results), default=MIN_ROUNDS)
+    return results, list(data.get("missing", [])), rounds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite scan.md from results/scan.json"
+    )
+    parser.add_argument("--sources", type=int, nargs="*", default=list(SOURCES))
+    parser.add_argument("--partitions", type=int, nargs="*", default=list(PARTITIONS))
+    parser.add_argument("--rounds", type=int, default=MIN_ROUNDS)
+    args = parser.parse_args([] if argv is None else argv)
+    if args.render:
+        done, absent, rounds = from_record(RESULTS / "scan.json")
+        report(done, absent, rounds=rounds)
+        return
+    previous = from_record(RESULTS / "scan.json")[0] if (RESULTS / "scan.json").is_file() else []
+    results: list[SkyResult] = []
+    missing: list[str] = []
+
+    def merged() -> list[SkyResult]:  # a partial run keeps the other skies' last results
+        ran = {(r.sources, r.partitions, r.kind) for r in results}
+        return [r for r in previous if (r.sources, r.partitions, r.kind) not in ran] + results
+
+    with (
+        connect(ClusterConfig(n_workers=WORKERS, threads_per_worker=1, dashboard=False)) as client,
+        tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp,
+    ):
+        for partitions in args.partitions:  # the ~30-partition series first: it is quick
+            for sources in args.sources:
+                found = choose_sky(sources, partitions)
+                if found is None:
+                    where = f", ~{partitions:,} partitions" if partitions else ""
+                    missing.append(f"{sources:,} sources{where}")
+                    continue
+                sky, kind = found
+                print(f"-- {sky} ({kind})", flush=True)
+                results.append(
+                    bench_sky(
+                        sky,
+                        sources=sources,
+                        kind=kind,
+                        client=client,
+                        rounds=args.rounds,
+                        scratch=Path(tmp),
+                    )
+                )
+                report(merged(), missing, rounds=args.rounds)  # what is done so far survives
+    report(merged(), missing, rounds=args.rounds)
+
+
+def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None:
+    """Write results/scan.md and scan.json."""
+    lines = [
+        "# End to end: run_scan on a local Dask cluster vs the composed bare pipeline",
+        "",
+        (
+            f"machine: {machine()}; lensflow on {WORKERS} one-thread worker processes (cluster "
+            f"started once, not timed); bare in one process; {rounds} rounds per sky."
+        ),
+        "",
+        CONVENTION,
+        "",
+        (
+            "| sources | sky | partitions | run_scan s | bare s | rate ratio | lensflow src/s/core "
+            "| bare src/s/core | funnel: read / cuts / photometry / candidates | load |"
+        ),
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in sorted(results, key=lambda r: (r.partitions > 1_000, r.sources)):
+        t = r.timing
+        lines.append(
+            f"| {r.sources:,} | {r.kind} | {r.partitions:,} | {t.lensflow_median:.2f} "
+            f"| {t.bare_median:.2f} "
+            f"| {t.ratio_cell(above=ABOVE)} | {r.per_core(t.lensflow_median):,.0f} "
+            f"| {r.per_core(t.bare_median):,.0f} | {' / '.join(f'{n:,}' for n in r.funnel)} "
+            f"| {t.load_text()} |"
+        )
+    if any(r.timing.noisy for r in results):
+        lines += ["", NOTE]
+    if any(r.kind == "tiled" for r in results):
+        lines += ["", TILED]
+    simulated = [json.loads(f.read_text()) for f in sorted(SKIES.glob("sky-*/simulated.json"))]
+    for sim in simulated:
+        lines.append(
+            f"- the simulator made the {sim['sources']:,}-source sky in {sim['seconds']:,.0f} s "
+            f"on {sim['workers']} workers (load {sim['load_before'][0]:.2f} -> "
+            f"{sim['load_after'][0]:.2f})"
+        )
+    if missing:
+        lines += [
+            "",
+            f"Not run (sky not made yet, `python -m benchmarks.skies`): {'; '.join(missing)}.",
+        ]
+    write_result("scan", lines)
+    rows = [
+        {
+            "stage": (
+                f"end to end: {r.sources:,} sources ({r.kind}), {r.partitions:,} partitions "
+                "(2 cores)"
+            ),
+            "lensflow": f"{r.per_core(r.timing.lensflow_median):,.0f} sources/s/core",
+            "bare": f"{r.per_core(r.timing.bare_median):,.0f} sources/s/core (one process)",
+            "ratio": r.timing.ratio_cell(above=ABOVE),
+            "load": r.timing.load_text(),
+        }
+        for r in results
+    ]
+    extra = [
+        {
+            "sources": r.sources,
+            "partitions": r.partitions,
+            "kind": r.kind,
+            "lensflow_seconds": list(r.timing.lensflow),
+            "bare_seconds": list(r.timing.bare),
+            "ratio": r.timing.ratio,
+            "funnel": list(r.funnel),
+            "cores": r.cores,
+            "load_before": list(r.timing.load_before),
+            "load_after": list(r.timing.load_after),
+        }
+        for r in results
+    ]
+    record("scan", rows, skies=extra, missing=missing)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
