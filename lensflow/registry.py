@@ -17,6 +17,7 @@ Layout:
     [ensemble.calibration]            # optional: p_lens of each candidate
     method = "isotonic", scores = [...], probabilities = [...], lens_fraction = f
     [ensemble.calibration.fitted_on]
+    [modelling]                       # optional: the lens-modelling networks (lensflow.modelling)
 
 Photometry models take float32 (N, len(features)) magnitudes; CNN members take float32
 (N, bands, size, size) in `units`; both return one probability per row, (N,) or (N, 1).
@@ -138,6 +139,7 @@ class ModelManifest(_Frozen):
     folder: Path = Path()
     photometry: PhotometryModel
     ensemble: EnsembleModels
+    modelling: dict[str, Any] = {}  # [modelling]: read and checked by lensflow.modelling
 
     def path_of(self, file: str) -> Path:
         """A model file's path, refused if it would leave the manifest's folder."""

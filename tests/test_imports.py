@@ -28,6 +28,7 @@ STAGES = {
     "lensflow.labels",
     "lensflow.layout",
     "lensflow.locations",
+    "lensflow.modelling",
     "lensflow.photometry",
     "lensflow.registry",
     "lensflow.sessions",
@@ -217,6 +218,11 @@ COVERED_ELSEWHERE = {
     "lensflow/images/projection.py": "tests/images/test_tiles.py",
     "lensflow/images/readers.py": "tests/images/test_stamps.py",  # through cut_stamps
     "lensflow/images/resample.py": "tests/images/test_stamps.py",
+    "lensflow/train/finetune.py": "tests/train/test_grades.py",  # learning from grades
+    "lensflow/train/grade_trial.py": "tests/train/test_grades.py",
+    "lensflow/train/modelling_config.py": "tests/train/test_modelling.py",  # lens modelling
+    "lensflow/train/modelling_data.py": "tests/train/test_modelling.py",
+    "lensflow/train/modelling_net.py": "tests/train/test_modelling.py",
 }
 """Modules whose behaviour is tested through another module's public function."""
 

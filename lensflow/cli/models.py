@@ -17,6 +17,7 @@ from lensflow.cli.common import (
     set_logging,
     train_app,
 )
+from lensflow.errors import ConfigError, ScanStateError, TrainingError
 
 
 @command(train_app, "photometry")
@@ -38,15 +39,129 @@ def train_photometry_command(
 def train_ensemble_command(
     config: Annotated[Path, typer.Option(help="Ensemble training config (TOML).", exists=True)],
     survey: SurveyOverride = None,
+    from_grades: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune the members from the grades in this database (SQLite file, scan "
+            "folder or URL, as `lensflow inspect --db`), starting from the config's checkpoints."
+        ),
+    ] = None,
+    scan: Annotated[
+        Path | None, typer.Option(help="The graded scan: its cutouts and, by default, models.")
+    ] = None,
+    cutouts: Annotated[
+        Path | None, typer.Option(help="A cutout store holding the graded ids (not --scan).")
+    ] = None,
+    models: Annotated[
+        Path | None, typer.Option(help="Manifest to fine-tune (default: the scan's, shipped).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Models folder to write (default: WORK/graded/models).")
+    ] = None,
+    held_out: Annotated[
+        list[Path] | None,
+        typer.Option(help="Labelled store scored before and after (labels.parquet beside it)."),
+    ] = None,
+    min_graders: Annotated[int, typer.Option(help="Graders a label needs.", min=1)] = 2,
+    graded_fraction: Annotated[float, typer.Option(help="Graded share of each epoch.")] = 0.5,
+    test_set: Annotated[
+        bool, typer.Option(help="Also score the config's test set before and after.")
+    ] = True,
     verbose: Verbose = 1,
 ) -> None:
-    """Train the CNN members (resuming from checkpoints), evaluate them, export ONNX."""
+    """Train the CNN members (resuming from checkpoints), evaluate them, export ONNX.
+
+    With --from-grades: fine-tune them on the graded candidates (A/B consensus lenses, 0
+    non-lenses) mixed with the simulated training set, into a new models folder, and report
+    AUROC, TPR0 and TPR10 before and after on held-out sets.
+    """
     from lensflow.train import train_ensemble
     from lensflow.train.config import TrainConfig
 
     set_logging(verbose)
     settings = TrainConfig.from_toml(config).with_survey(survey)
-    views.print_trained(console, "ensemble", train_ensemble(settings))
+    if from_grades is None:
+        if any(v is not None for v in (scan, cutouts, models, output, held_out)):
+            raise ConfigError(
+                "--scan, --cutouts, --models, --output, --held-out need --from-grades"
+            )
+        views.print_trained(console, "ensemble", train_ensemble(settings))
+        return
+    store, manifest = _graded_source(from_grades, scan, cutouts, models)
+    try:
+        from lensflow.train import finetune
+        from lensflow.train.grades import Mixing
+    except ImportError as exc:
+        raise TrainingError(
+            f"fine-tuning needs torch ({exc}): pip install 'lensflow[train]'"
+        ) from None
+    result = finetune.fine_tune_from_grades(
+        settings,
+        grades=from_grades,
+        cutouts=store,
+        manifest=manifest,
+        output=output,
+        held_out=[
+            finetune.HeldOutSet(
+                (path.parent if path.stem == "cutouts" else path).stem,
+                path,
+                path.parent / "labels.parquet",
+            )
+            for path in held_out or []
+        ],
+        settings=finetune.FineTuneSettings(
+            min_graders=min_graders,
+            mixing=Mixing(graded_fraction=graded_fraction),
+            test_set=test_set,
+        ),
+    )
+    console.print(f"graded candidates: {result.graded}", markup=False, highlight=False)
+    for name, metrics in result.sets.items():
+        for when in ("before", "after"):
+            console.print(views.evaluation_table(f"{name} set, {when}", metrics[when]))
+    views.print_trained(console, f"fine-tuned ensemble (report {result.report})", result.manifest)
+
+
+def _graded_source(
+    db: str, scan: Path | None, cutouts: Path | None, models: Path | None
+) -> tuple[Path, Path | None]:
+    """The cutout store holding the graded candidates and the manifest to fine-tune: the
+    scan's (--scan, or the scan folder holding the SQLite file), or --cutouts and --models."""
+    from lensflow.scan.state import load_scan_config, read_fingerprint
+
+    if scan is not None and cutouts is not None:
+        raise ConfigError("give --scan or --cutouts, not both")
+    beside = Path(db) if Path(db).is_dir() else Path(db).parent
+    if scan is None and cutouts is None and "://" not in db and read_fingerprint(beside):
+        scan = beside
+    if scan is not None:
+        if read_fingerprint(scan) is None:
+            raise ScanStateError(
+                f"{scan}: not a scan folder (no fingerprint); give the folder `lensflow scan` wrote"
+            )
+        scan_config = load_scan_config(scan)
+        return scan_config.cutouts.path, models or scan_config.models.manifest
+    if cutouts is None:
+        raise ConfigError(
+            "--from-grades: say where the graded cutouts are: --scan SCAN_DIR "
+            "(the scan graded) or --cutouts STORE"
+        )
+    return cutouts, models
+
+
+@command(train_app, "modelling")
+def train_modelling_command(
+    config: Annotated[Path, typer.Option(help="Modelling training config (TOML).", exists=True)],
+    survey: SurveyOverride = None,
+    verbose: Verbose = 1,
+) -> None:
+    """Train the lens-modelling networks (resuming), calibrate and evaluate them, export ONNX."""
+    from lensflow.train import train_modelling
+    from lensflow.train.modelling_config import ModellingConfig
+
+    set_logging(verbose)
+    settings = ModellingConfig.from_toml(config).with_survey(survey)
+    views.print_trained(console, "modelling networks", train_modelling(settings))
 
 
 Prior = Annotated[

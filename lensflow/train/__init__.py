@@ -1,4 +1,5 @@
-"""Training (the [train] extra): the photometry MLP and the CNN ensemble, exported to ONNX.
+"""Training (the [train] extra): the photometry MLP, the CNN ensemble and the lens-modelling
+networks, exported to ONNX.
 
 Importing this package needs no torch; `train_photometry` and `train_ensemble` import it when
 called and say how to install it when it is absent.
@@ -10,8 +11,16 @@ from pathlib import Path
 
 from lensflow.errors import TrainingError
 from lensflow.train.config import PhotometryConfig, TrainConfig
+from lensflow.train.modelling_config import ModellingConfig
 
-__all__ = ["PhotometryConfig", "TrainConfig", "TrainingError", "train_ensemble", "train_photometry"]
+__all__ = [
+    "PhotometryConfig",
+    "TrainConfig",
+    "TrainingError",
+    "train_ensemble",
+    "train_modelling",
+    "train_photometry",
+]
 
 
 def _require_torch() -> None:
@@ -35,3 +44,11 @@ def train_ensemble(config: TrainConfig | Path) -> Path:
     from lensflow.train import ensemble
 
     return ensemble.train_ensemble(config)
+
+
+def train_modelling(config: ModellingConfig | Path) -> Path:
+    """Train, calibrate, export and evaluate the lens-modelling networks; the manifest."""
+    _require_torch()
+    from lensflow.train import modelling
+
+    return modelling.train_modelling(config)
