@@ -9,6 +9,7 @@ for usage errors (exit 64, since 2 means a partial scan).
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -136,10 +137,19 @@ def command(
             except KeyboardInterrupt:
                 _fail(Interrupted("interrupted; rerun the same command to start again"))
 
-        group.command(name)(run)
+        group.command(name, help=_paragraphs(command.__doc__))(run)
         return run
 
     return register
+
+
+def _paragraphs(doc: str | None) -> str | None:
+    """A docstring as help text: each paragraph one line, so the help wraps at the terminal's
+    width (typer's rich help keeps the docstring's own line breaks)."""
+    if doc is None:
+        return None
+    text = inspect.cleandoc(doc)
+    return "\n\n".join(" ".join(part.split("\n")) for part in text.split("\n\n"))
 
 
 def _fail(exc: LensflowError) -> None:
