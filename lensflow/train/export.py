@@ -49,22 +49,32 @@ def export_onnx(
 
     def write(tmp: Path) -> None:
         nonlocal worst
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)),),
-                str(tmp),
-                dynamo=False,
-                input_names=[name],
-                output_names=["probability"],
-                dynamic_axes={name: {0: "batch"}, "probability": {0: "batch"}},
-                opset_version=OPSET,
-            )
+        write_graph(model, tmp, example=example, input_name=name, output_name="probability")
         worst = check_onnx(model, tmp, [example, example[:1], *check])
 
     write_atomic(path, write)
     logger.info("%s: exported (ONNX vs torch within %.2e)", path, worst)
     return worst
+
+
+def write_graph(
+    model: torch.nn.Module, path: Path, *, example: np.ndarray, input_name: str, output_name: str
+) -> None:
+    """Trace model on example float32 (B, ...) into an ONNX graph at path, batch dynamic.
+
+    The TorchScript exporter (dynamo=False): the dynamo one failed on a dynamic batch here.
+    """
+    with torch.no_grad():
+        torch.onnx.export(
+            model,
+            (torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)),),
+            str(path),
+            dynamo=False,
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
+            opset_version=OPSET,
+        )
 
 
 def check_onnx(

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from lensflow.errors import ModelMismatchError
 from lensflow.io import write_atomic
-from lensflow.train.export import OPSET
+from lensflow.train.export import write_graph
 from lensflow.train.models import ResNet
 
 logger = logging.getLogger(__name__)
@@ -142,17 +142,7 @@ def export_modelling(
 
     def write(tmp: Path) -> None:
         nonlocal worst
-        with torch.no_grad():
-            torch.onnx.export(
-                model,
-                (torch.from_numpy(np.ascontiguousarray(example, dtype=np.float32)),),
-                str(tmp),
-                dynamo=False,
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                opset_version=OPSET,
-            )
+        write_graph(model, tmp, example=example, input_name=INPUT_NAME, output_name=OUTPUT_NAME)
         worst = compare_onnx(model, tmp, [example, example[:1], *check])
 
     write_atomic(path, write)
