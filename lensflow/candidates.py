@@ -9,6 +9,9 @@ file, empty, with the full schema. Columns:
     ensemble_score float32 (the manifest's fitted combination, else the members' mean),
     p_lens float32 (only when the manifest has a calibration: the probability of a lens at
         the scan's prior lens rate, [ensemble] prior_lens_rate, default 1e-4),
+    <parameter>, <parameter>_err float64 (only when the scan runs the lens-modelling networks:
+        theta_E, theta_E_err, e1, e1_err, ... in the manifest's units; null for rows whose
+        ensemble_score is below [modelling] min_score),
     model_versions, config_fingerprint string.
 
 Export ranks by ensemble_score (p_lens is a monotone function of it) and carries p_lens along.
@@ -88,10 +91,13 @@ def export_format(out: Path, fmt: str | None = None) -> ExportFormat:
     return implied
 
 
-def candidate_schema(members: Sequence[str], *, calibrated: bool = False) -> pa.Schema:
+def candidate_schema(
+    members: Sequence[str], *, calibrated: bool = False, lens_model: Sequence[str] = ()
+) -> pa.Schema:
     """The candidate table's columns for an ensemble with these member names.
 
-    calibrated: the manifest has a calibration, so the table holds p_lens.
+    calibrated: the manifest has a calibration, so the table holds p_lens; lens_model: the
+    modelling columns (theta_E, theta_E_err, ...), float64 each.
     """
     fields = [
         pa.field("id", pa.int64(), nullable=False),
@@ -102,6 +108,7 @@ def candidate_schema(members: Sequence[str], *, calibrated: bool = False) -> pa.
         *[pa.field(f"score_{name}", pa.float32()) for name in members],
         pa.field("ensemble_score", pa.float32()),
         *([pa.field("p_lens", pa.float32())] if calibrated else []),
+        *[pa.field(name, pa.float64()) for name in lens_model],
         pa.field("model_versions", pa.string()),
         pa.field("config_fingerprint", pa.string()),
     ]
@@ -120,11 +127,14 @@ def candidate_table(
     model_versions: str,
     fingerprint: str,
     p_lens: np.ndarray | None = None,
+    lens_model: Mapping[str, np.ndarray] | None = None,
 ) -> pa.Table:
     """Assemble a partition's candidates, sorted by spatial index (the HATS order).
 
-    p_lens (N,): calibrated lens probabilities, a column only when given.
+    p_lens (N,): calibrated lens probabilities, a column only when given; lens_model: column
+    name -> float64 (N,) lens-model parameters and sigmas, NaN (stored as null) where not modelled.
     """
+    lens_model = {} if lens_model is None else dict(lens_model)
     members = list(member_scores)
     n = len(ids)
     columns: dict[str, pa.Array] = {
@@ -136,10 +146,14 @@ def candidate_table(
         **{f"score_{m}": pa.array(member_scores[m], pa.float32()) for m in members},
         "ensemble_score": pa.array(ensemble_score, pa.float32()),
         **({} if p_lens is None else {"p_lens": pa.array(p_lens, pa.float32())}),
+        **{
+            name: pa.array(np.asarray(v, np.float64), pa.float64(), from_pandas=True)
+            for name, v in lens_model.items()
+        },
         "model_versions": pa.array([model_versions] * n, pa.string()),
         "config_fingerprint": pa.array([fingerprint] * n, pa.string()),
     }
-    schema = candidate_schema(members, calibrated=p_lens is not None)
+    schema = candidate_schema(members, calibrated=p_lens is not None, lens_model=list(lens_model))
     table = pa.table(columns, schema=schema)
     order = np.lexsort((np.asarray(ids), np.asarray(healpix_29)))
     return table.take(pa.array(order))

@@ -360,6 +360,18 @@ class EnsembleConfig(_Section):
     batch_size: int = Field(default=256, gt=0, le=65_536)
 
 
+class ModellingConfig(_Section):
+    """The lens-modelling networks of the models' manifest, run on the candidates above min_score.
+
+    enabled None: on when the manifest has a [modelling] table whose bands, size, pixel scale
+    and units are the cutout store's (else off, with a warning); true: required (a ConfigError
+    when the manifest has none or it does not fit); false: off.
+    """
+
+    enabled: bool | None = None
+    min_score: float | None = Field(default=None, ge=0.0, le=1.0)  # None: the ensemble threshold
+
+
 class OutputConfig(_Section):
     path: Path = Path("scan")
 
@@ -378,6 +390,7 @@ class PlanConfig(_Section):
     images: ImagesConfig | None = None  # coadd tiles to build [cutouts] from
     models: ModelsConfig = ModelsConfig()
     ensemble: EnsembleConfig = EnsembleConfig()
+    modelling: ModellingConfig = ModellingConfig()
     output: OutputConfig = OutputConfig()
     cluster: ClusterConfig = ClusterConfig()
 

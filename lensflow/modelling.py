@@ -106,6 +106,11 @@ class ModellingModels(_Frozen):
             raise ModelMismatchError(f"{file!r}: model files must lie inside {self.folder}")
         return path
 
+    def for_inference(self) -> ModellingModels:
+        """The same networks without their training records and metrics (small to ship)."""
+        members = tuple(m.model_copy(update={"training": {}}) for m in self.members)
+        return self.model_copy(update={"members": members, "training": {}, "metrics": {}})
+
     def scales(self) -> np.ndarray:
         """The sigma scale of each parameter, float64 (P,) (1 where the manifest has none)."""
         return np.array([self.sigma_scale.get(n, 1.0) for n in self.names], dtype=np.float64)
@@ -148,6 +153,39 @@ def check_modelling_inputs(modelling: ModellingModels, store: StoreInfo) -> None
             f'{have[1]}x{have[1]} px at {have[2]}"/px in {have[3]}; use networks trained for '
             "this survey"
         )
+
+
+def scan_modelling(
+    manifest: Path | None, *, enabled: bool | None, store: StoreInfo
+) -> ModellingModels | None:
+    """The modelling networks a scan runs on its candidates, or None (see [modelling] enabled).
+
+    enabled None: the manifest's [modelling] networks where it has them and they fit the
+    cutout store, else None; True: those networks or a ConfigError saying why not; False: None.
+    """
+    if enabled is False:
+        return None
+    source = default_manifest_path() if manifest is None else Path(manifest)
+    if enabled is None and not isinstance(
+        read_toml(source, what="models manifest").get("modelling"), dict
+    ):
+        return None
+    modelling = load_modelling(source)
+    try:
+        check_modelling_inputs(modelling, store)
+    except ModelMismatchError as exc:
+        if enabled is None:
+            logger.warning("%s; the scan runs without them", exc)
+            return None
+        raise ConfigError(
+            f"[modelling] enabled = true, but {exc}; or set [modelling] enabled = false"
+        ) from None
+    return modelling
+
+
+def modelling_columns(modelling: ModellingModels) -> tuple[str, ...]:
+    """The candidate columns the networks fill: each parameter, then its sigma (theta_E_err)."""
+    return tuple(name for n in modelling.names for name in (n, n + ERR_SUFFIX))
 
 
 @dataclass(frozen=True)

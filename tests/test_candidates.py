@@ -268,3 +268,54 @@ def test_an_unknown_export_format_is_refused(written: Written, tmp_path: Path) -
             min_score=0.0,
         )
     assert not (tmp_path / "top.xlsx").exists()
+
+
+LENS_MODEL = ("theta_E", "theta_E_err", "e1", "e1_err")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "read"),
+    [
+        ("parquet", "top.parquet", _read_parquet),
+        ("csv", "top.csv", _read_csv),
+        ("fits", "top.fits", _read_fits),
+        ("hats", "top_hats", _read_hats),
+    ],
+)
+def test_lens_model_columns_are_null_where_not_modelled_and_export(
+    tmp_path: Path, fmt: ExportFormat, name: str, read: Reader
+) -> None:
+    columns = _columns(np.random.default_rng(8), 120)
+    modelled = columns["ensemble_score"] >= 0.5
+    values = {c: np.where(modelled, 1.0 + k, np.nan) for k, c in enumerate(LENS_MODEL)}
+    owner = spatial_index_to_healpix(columns["healpix_29"], target_order=ORDER)
+    pixels = [HealpixPixel(ORDER, int(p)) for p in np.unique(owner)]
+    root = tmp_path / "scan"
+    for pixel in pixels:
+        rows = owner == pixel.pixel
+        table = candidate_table(
+            ids=columns["ids"][rows],
+            ra=columns["ra"][rows],
+            dec=columns["dec"][rows],
+            healpix_29=columns["healpix_29"][rows],
+            photometry_score=columns["photometry_score"][rows],
+            member_scores={m: columns[f"score_{m}"][rows] for m in MEMBERS},
+            ensemble_score=columns["ensemble_score"][rows],
+            model_versions=VERSIONS,
+            fingerprint=FINGERPRINT,
+            lens_model={c: v[rows] for c, v in values.items()},
+        )
+        assert table.schema.equals(candidate_schema(MEMBERS, lens_model=LENS_MODEL))
+        assert table["theta_E"].null_count == int((~modelled[rows]).sum())
+        write_candidates(table, root=root, pixel=pixel)
+    names = candidate_schema(MEMBERS, lens_model=LENS_MODEL).names
+    assert names.index("theta_E") == names.index("ensemble_score") + 1
+    out = tmp_path / name
+    rows_out = export_candidates(root, pixels, out, fmt=fmt, min_score=0.3)
+    got = read(out).reset_index(drop=True)
+    assert rows_out == len(got) > 0 and set(LENS_MODEL) <= set(got.columns)
+    above = got["ensemble_score"].to_numpy() >= np.float32(0.5)
+    assert above.any() and (~above).any()
+    for k, column in enumerate(LENS_MODEL):
+        value = got[column].astype(np.float64).to_numpy()
+        assert np.all(value[above] == 1.0 + k) and np.isnan(value[~above]).all()

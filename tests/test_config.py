@@ -48,6 +48,9 @@ def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
         (GOOD + "\n[clustr]\nn_workers = 2\n", "clustr"),
         (GOOD.replace("threshold = 0.7", "threshold = 1.7"), "ensemble.threshold"),
         (GOOD.replace('id = "objID"\n', ""), "catalog.columns.id"),
+        (GOOD + "\n[modelling]\nmin_score = 1.5\n", "modelling.min_score"),
+        (GOOD + "\n[modelling]\nenabled = 'sometimes'\n", "modelling.enabled"),
+        (GOOD + "\n[modelling]\nmin_scor = 0.5\n", "modelling.min_scor"),
     ],
 )
 def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, named: str) -> None:
@@ -55,6 +58,17 @@ def test_bad_keys_and_values_are_named(tmp_path: Path, text: str, named: str) ->
     path.write_text(text)
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         ScanConfig.from_toml(path)
+
+
+def test_modelling_defaults_to_the_manifest_and_the_ensemble_threshold(tmp_path: Path) -> None:
+    path = tmp_path / "scan.toml"
+    path.write_text(GOOD)
+    config = ScanConfig.from_toml(path)
+    assert (config.modelling.enabled, config.modelling.min_score) == (None, None)
+    path.write_text(GOOD + "\n[modelling]\nenabled = false\nmin_score = 0.8\n")
+    config = ScanConfig.from_toml(path)
+    assert (config.modelling.enabled, config.modelling.min_score) == (False, 0.8)
+    assert config.to_toml_dict()["modelling"] == {"enabled": False, "min_score": 0.8}
 
 
 def test_unreadable_files(tmp_path: Path) -> None:

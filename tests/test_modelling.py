@@ -21,7 +21,9 @@ from lensflow.modelling import (
     combine,
     load_modelling,
     model_lenses,
+    modelling_columns,
     predict_lenses,
+    scan_modelling,
 )
 from lensflow.registry import default_manifest_path, load_manifest
 from lensflow.simulate import make_training_set
@@ -160,3 +162,29 @@ def test_a_bad_table_names_the_key(tmp_path: Path) -> None:
     path.write_text(tomli_w.dumps(raw))
     with pytest.raises(LensflowError, match="theta_X"):
         load_modelling(path)
+
+
+def test_a_scan_runs_the_networks_that_fit_its_cutouts(
+    shipped: ModellingModels, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fits = StoreInfo(tmp_path, ("g", "r", "i"), 0.2, "nJy", 31.4, {}, 64)
+    other = StoreInfo(tmp_path, ("g", "r", "i"), 0.168, "nJy", 31.4, {}, 64)
+    assert scan_modelling(None, enabled=None, store=fits) == shipped
+    assert scan_modelling(None, enabled=True, store=fits) == shipped
+    assert scan_modelling(None, enabled=False, store=fits) is None
+    assert scan_modelling(None, enabled=None, store=other) is None
+    assert "runs without them" in caplog.text
+    with pytest.raises(ConfigError, match=r"enabled = true, but the modelling networks expect"):
+        scan_modelling(None, enabled=True, store=other)
+    assert modelling_columns(shipped)[:4] == ("theta_E", "theta_E_err", "e1", "e1_err")
+    assert len(modelling_columns(shipped)) == 2 * len(shipped.parameters)
+
+
+def test_a_scan_without_a_modelling_table_runs_without_unless_asked(tmp_path: Path) -> None:
+    path, raw = _copy_manifest(tmp_path)
+    del raw["modelling"]
+    path.write_text(tomli_w.dumps(raw))
+    store = StoreInfo(tmp_path, ("g", "r", "i"), 0.2, "nJy", 31.4, {}, 64)
+    assert scan_modelling(path, enabled=None, store=store) is None
+    with pytest.raises(ConfigError, match=r"no \[modelling\] table"):
+        scan_modelling(path, enabled=True, store=store)

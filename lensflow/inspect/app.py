@@ -5,7 +5,9 @@ survive a JavaScript number); `/api/grades?grader=NAME` that grader's grades and
 consensus; `/image/ID/rgb.png` and `/image/ID/band/BAND.png` the composite and one band;
 `POST /api/grade` {id, grade, grader} and `POST /api/undo` {grader};
 `/api/occlusion/ID` and `/image/ID/occlusion.png` the candidate's occlusion map (why the
-ensemble said lens; see `occlusion`), computed on first request and kept. Ids in URLs are integers
+ensemble said lens; see `occlusion`), computed on first request and kept; `/api/lens_model/ID`
+its lens-model parameters with their errors and the critical curve of that SIE + shear model in
+the cutout's display pixels (see `critical`), empty where the scan did not model it. Ids in URLs are integers
 (Flask's converter) and must be among the selected candidates; bands must be the store's; no
 request names a file. The server binds 127.0.0.1 only, answers only Host 127.0.0.1 or localhost
 (a page elsewhere cannot rebind a name to it), and takes grades only as JSON, which a page of
@@ -25,6 +27,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from lensflow.errors import LensflowError
 from lensflow.inspect.consensus import Consensus, consensus
+from lensflow.inspect.critical import critical_curve
 from lensflow.inspect.grades import GRADES, LETTERS, GradeBook, check_grader
 from lensflow.inspect.images import band_image, png_bytes, rgb_image
 from lensflow.inspect.occlusion import (
@@ -35,6 +38,7 @@ from lensflow.inspect.occlusion import (
     scan_occlusions,
 )
 from lensflow.inspect.ranked import ScanCandidates
+from lensflow.modelling import ERR_SUFFIX
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +68,29 @@ def create_app(
     preset = check_grader(grader) if grader else None
     explainer: list[Occlusions] = [occlusions] if occlusions is not None else []
     explainer_lock = threading.Lock()
+    curves: dict[int, list[list[list[float]]] | None] = {}
+    curves_lock = threading.Lock()
+    rows_by_id: dict[int, dict[str, Any]] = {}
+
+    def row_of(candidate_id: int) -> dict[str, Any]:
+        with curves_lock:
+            if not rows_by_id:
+                rows_by_id.update((int(row["id"]), row) for row in candidates.rows())
+        return rows_by_id[selected(candidate_id)]
+
+    def curve_of(candidate_id: int) -> list[list[list[float]]] | None:
+        with curves_lock:
+            if candidate_id in curves:
+                return curves[candidate_id]
+        found = critical_curve(
+            row_of(candidate_id),
+            size=candidates.store.cutout_size,
+            pixel_scale_arcsec=candidates.store.pixel_scale_arcsec,
+        )
+        lines = None if found is None else found.as_lists()
+        with curves_lock:
+            curves[candidate_id] = lines
+        return lines
 
     def occlusion_of(candidate_id: int) -> OcclusionMap:
         with explainer_lock:
@@ -108,7 +135,10 @@ def create_app(
 
     @app.get("/api/candidates")
     def candidate_list() -> Response:
-        rows = [_row_json(row, candidates.members) for row in candidates.rows()]
+        rows = [
+            _row_json(row, candidates.members, lens_model=candidates.lens_model)
+            for row in candidates.rows()
+        ]
         return jsonify(
             candidates=rows,
             bands=list(candidates.store.bands),
@@ -183,6 +213,17 @@ def create_app(
             stride=found.stride,
         )
 
+    @app.get("/api/lens_model/<int(signed=True):candidate_id>")
+    def lens_model_json(candidate_id: int) -> Response:
+        row = row_of(candidate_id)
+        return jsonify(
+            id=str(candidate_id),
+            parameters=_lens_model_json(row, candidates.lens_model),
+            critical_curve=curve_of(candidate_id),
+            size=candidates.store.cutout_size,
+            pixel_scale_arcsec=candidates.store.pixel_scale_arcsec,
+        )
+
     @app.get("/image/<int(signed=True):candidate_id>/occlusion.png")
     def occlusion_png(candidate_id: int) -> Response:
         found = occlusion_of(candidate_id)
@@ -207,14 +248,29 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _row_json(row: dict[str, Any], members: tuple[str, ...]) -> dict[str, Any]:
-    """A candidate for the page: id as a string, scores and other numeric columns by name."""
+def _lens_model_json(row: dict[str, Any], names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """{name: {value, err}} of the lens-model parameters a row has (none where not modelled)."""
+    values = {name: _number(row.get(name)) for name in names}
+    return {
+        name: {"value": value, "err": _number(row.get(name + ERR_SUFFIX))}
+        for name, value in values.items()
+        if value is not None
+    }
+
+
+def _row_json(
+    row: dict[str, Any], members: tuple[str, ...], *, lens_model: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A candidate for the page: id as a string, scores, the lens model's parameters with their
+    errors (`lens_model`: the parameter names) and other numeric columns by name."""
     scores = {name: _number(row[name]) for name in SHOWN_SCORES if name in row}
     member_scores = {m: _number(row.get(f"score_{m}")) for m in members}
+    modelled = {*lens_model, *(name + ERR_SUFFIX for name in lens_model)}
     extra = {
         key: _number(value)
         for key, value in row.items()
         if key not in NOT_EXTRA
+        and key not in modelled
         and not key.startswith("score_")
         and isinstance(value, int | float)
         and not isinstance(value, bool)
@@ -225,6 +281,7 @@ def _row_json(row: dict[str, Any], members: tuple[str, ...]) -> dict[str, Any]:
         "dec": _number(row.get("dec")),
         "scores": scores,
         "members": member_scores,
+        "lens_model": _lens_model_json(row, lens_model),
         "extra": extra,
     }
 

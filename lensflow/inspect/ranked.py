@@ -24,6 +24,7 @@ from lensflow.candidates import rank
 from lensflow.cutouts import StoreInfo, open_store, partition_group, read_cutouts
 from lensflow.errors import ConfigError, CutoutError, ScanStateError
 from lensflow.layout import leaf_path
+from lensflow.modelling import ERR_SUFFIX
 from lensflow.scan.state import load_scan_config, read_fingerprint
 from lensflow.scan.status import read_markers_strictly
 from lensflow.sky import HealpixPixel
@@ -41,7 +42,8 @@ INTERNAL_COLUMNS = ("_healpix_29", "model_versions", "config_fingerprint", "_ord
 class ScanCandidates:
     """The selected candidates of a scan folder, best first, and a reader of their cutouts.
 
-    table: the candidate columns plus `_order`, `_npix` (the partition of each row).
+    table: the candidate columns plus `_order`, `_npix` (the partition of each row);
+    lens_model: the lens-model parameters it holds (each with its NAME_err column), if any.
     """
 
     def __init__(self, scan_dir: Path, *, top: int | None = None, min_score: float | None = None):
@@ -63,6 +65,11 @@ class ScanCandidates:
             name.removeprefix("score_")
             for name in self.table.column_names
             if name.startswith("score_")
+        )
+        self.lens_model = tuple(
+            name
+            for name in self.table.column_names
+            if name + ERR_SUFFIX in self.table.column_names and not name.startswith("score_")
         )
         self.rgb = rgb_bands_of(self.store.bands)
         ids = self.table["id"].to_numpy()

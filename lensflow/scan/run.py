@@ -29,6 +29,7 @@ from lensflow.cutouts import open_store
 from lensflow.ensemble import check_ensemble_inputs
 from lensflow.errors import ClusterError, MissingColumnError, PixelError
 from lensflow.io import canonical_hash, claim_folder
+from lensflow.modelling import scan_modelling
 from lensflow.registry import default_manifest_path, load_manifest
 from lensflow.scan.lock import acquire
 from lensflow.scan.stages import (
@@ -79,10 +80,10 @@ def build_context(
     """Check every input before any task runs: catalog, cut, region, columns, cutouts, models.
 
     The column map and the columns the photometry gate reads (named by the models' manifest)
-    are checked against the catalog's schema, and the ensemble's bands, size and units against
-    the cutout store, before the output folder is touched. Then the folder is locked (the
-    context holds the lock until `run_context` ends) and claimed; `forced` pixels (a rerun) may
-    have changed catalog files.
+    are checked against the catalog's schema, and the ensemble's and the modelling networks'
+    bands, size and units against the cutout store, before the output folder is touched. Then
+    the folder is locked (the context holds the lock until `run_context` ends) and claimed;
+    `forced` pixels (a rerun) may have changed catalog files.
     """
     inputs = open_inputs(config)
     catalog = inputs.catalog
@@ -94,6 +95,9 @@ def build_context(
     check_mapped_columns(config.catalog.columns, catalog=catalog)
     store = open_store(config.cutouts.path)
     check_ensemble_inputs(manifest, store)
+    modelling = scan_modelling(
+        config.models.manifest, enabled=config.modelling.enabled, store=store
+    )
     photometry_threshold = (
         config.photometry.threshold
         if config.photometry.threshold is not None
@@ -104,6 +108,9 @@ def build_context(
         if config.ensemble.threshold is not None
         else manifest.ensemble.threshold
     )
+    modelling_min_score = (
+        config.modelling.min_score if config.modelling.min_score is not None else ensemble_threshold
+    )
     parts = fingerprint_parts(
         config,
         catalog=catalog,
@@ -112,6 +119,8 @@ def build_context(
         photometry_threshold=photometry_threshold,
         ensemble_threshold=ensemble_threshold,
         region=inputs.region,
+        modelling=modelling,
+        modelling_min_score=modelling_min_score,
     )
     output = config.output.path
     claim_folder(output, what="scan folder (--output)")
@@ -138,6 +147,8 @@ def build_context(
         fingerprint=canonical_hash(parts),
         output=output,
         region=inputs.region,
+        modelling=modelling,
+        modelling_min_score=modelling_min_score,
         lock=held,
     )
 
@@ -309,7 +320,9 @@ def _run_chains(
     # pixel kills them all), the scheduler computes it again instead of cancelling every chain.
     shared = client.submit(shared_context, context.stages(), key=f"context-{run}", pure=False)
     if limit is None:  # workers joining later (or restarted) run the plugin when they join
-        plugin = warm_stages(context.manifest, cutouts=context.config.cutouts.path)
+        plugin = warm_stages(
+            context.manifest, cutouts=context.config.cutouts.path, modelling=context.modelling
+        )
         logger.info("workers warmed in %.2f s", warm_workers(client, plugin))
     gpu = has_gpu_workers(client)
     resources = {"GPU": 1} if gpu else None

@@ -2,7 +2,9 @@
 
 `select_partition` reads a partition with the cut pushed down and gates it with the photometry
 MLP (any worker); `classify_partition` scores the survivors' cutouts with the ensemble (a GPU
-worker where there is one) and writes the candidate file, then the marker. A rerun of one pixel
+worker where there is one), models the lenses of those scoring at least the modelling
+min_score (when the scan runs the modelling networks) and writes the candidate file, then the
+marker. A rerun of one pixel
 is these two calls; `select_partitions` and `classify_partitions` run several small partitions
 in one task, each with its own outcome and marker.
 
@@ -29,6 +31,7 @@ from lensflow.catalog import CatalogHandle, RowFilter, read_partition
 from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.ensemble import ENSEMBLE, P_LENS, score_cutouts
 from lensflow.errors import LensflowError
+from lensflow.modelling import ERR_SUFFIX, modelling_columns, predict_lenses
 from lensflow.photometry import photometry_features, score_photometry
 from lensflow.scan.state import Marker, write_marker
 from lensflow.sky import (
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from lensflow.catalog import Catalog
     from lensflow.config import ScanConfig
     from lensflow.cuts import Cut
+    from lensflow.modelling import ModellingModels
     from lensflow.regions import Region
     from lensflow.registry import ModelManifest
     from lensflow.scan.lock import ScanLock
@@ -55,7 +59,9 @@ T = TypeVar("T")
 class StageContext:
     """What a partition's tasks need, shipped to each worker once: small, and free of hats.
 
-    `features` pairs each photometry feature (the model's order) with its catalog column.
+    `features` pairs each photometry feature (the model's order) with its catalog column;
+    `modelling` (None: not run; its files by path and sha256, without training records) models
+    the candidates whose ensemble score is at least `modelling_min_score`.
     """
 
     catalog: CatalogHandle
@@ -74,6 +80,8 @@ class StageContext:
     batch_size: int
     prior_lens_rate: float
     region: Region | None = None
+    modelling: ModellingModels | None = None
+    modelling_min_score: float = 0.5
 
     @property
     def read_columns(self) -> list[str]:
@@ -98,6 +106,8 @@ class ScanContext:
     fingerprint: str
     output: Path
     region: Region | None = None  # None: every partition of the catalog, every row
+    modelling: ModellingModels | None = None  # None: the lens-modelling networks are not run
+    modelling_min_score: float = 0.5
     lock: ScanLock | None = field(default=None, compare=False, repr=False)  # the driver's only
 
     def stages(self) -> StageContext:
@@ -123,6 +133,8 @@ class ScanContext:
             batch_size=self.config.ensemble.batch_size,
             prior_lens_rate=self.config.ensemble.prior_lens_rate,
             region=self.region,
+            modelling=None if self.modelling is None else self.modelling.for_inference(),
+            modelling_min_score=self.modelling_min_score,
         )
 
 
@@ -370,6 +382,8 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
             **({P_LENS: none} if calibrated else {}),
         }
     scored = time.perf_counter()
+    lens_model = _model_lenses(images, scores[ENSEMBLE], context)
+    modelled = time.perf_counter()
     order = np.argsort(ids)
     rows = order[np.searchsorted(ids[order], found_ids)]
     candidates = candidate_table(
@@ -383,6 +397,7 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
         model_versions=context.manifest.versions(),
         fingerprint=context.fingerprint,
         p_lens=scores.get(P_LENS),
+        lens_model=lens_model,
     )
     path, digest = write_candidates(candidates, root=context.output, pixel=pixel)
     above = int((scores[ENSEMBLE] >= context.ensemble_threshold).sum())
@@ -393,7 +408,8 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
         **survivors.seconds,
         "cutouts": read_seconds,
         "ensemble": scored - start - read_seconds,
-        "write": time.perf_counter() - scored,
+        **({} if lens_model is None else {"modelling": modelled - scored}),
+        "write": time.perf_counter() - modelled,
     }
     return Marker(
         pixel=pixel_key(pixel),
@@ -411,6 +427,26 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
         fingerprint=context.fingerprint,
         worker=_worker_address(),
     )
+
+
+def _model_lenses(
+    images: np.ndarray, ensemble_score: np.ndarray, context: StageContext
+) -> dict[str, np.ndarray] | None:
+    """The modelling columns, float64 (N,) each, NaN where ensemble_score < modelling_min_score;
+    None when the scan does not run the modelling networks. images float32 (N, bands, H, W)."""
+    modelling = context.modelling
+    if modelling is None:
+        return None
+    n = len(ensemble_score)
+    columns = {name: np.full(n, np.nan) for name in modelling_columns(modelling)}
+    chosen = np.flatnonzero(np.asarray(ensemble_score) >= context.modelling_min_score)
+    if chosen.size:
+        predicted = predict_lenses(images[chosen], modelling=modelling, batch=context.batch_size)
+        for name in predicted.names:
+            mean, sigma = predicted.column(name)
+            columns[name][chosen] = mean
+            columns[name + ERR_SUFFIX][chosen] = sigma
+    return columns
 
 
 def _worker_address() -> str | None:

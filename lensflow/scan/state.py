@@ -25,6 +25,7 @@ from lensflow.sky import PixelLike, PlainPixel, validate_pixel
 
 if TYPE_CHECKING:
     from lensflow.catalog import Catalog
+    from lensflow.modelling import ModellingModels
     from lensflow.regions import Region
     from lensflow.sky import HealpixPixel
 
@@ -78,8 +79,12 @@ def fingerprint_parts(
     photometry_threshold: float,
     ensemble_threshold: float,
     region: Region | None = None,
+    modelling: ModellingModels | None = None,
+    modelling_min_score: float | None = None,
 ) -> dict[str, Any]:
     """What decides a scan's results, as a mapping; its canonical hash is the fingerprint.
+
+    The lens-modelling networks and their min_score count only where the scan runs them.
 
     The catalog's files are named (those of the partitions scanned; with a region, those it
     keeps); their contents are identified by digest in the fingerprint record's `files`
@@ -106,6 +111,9 @@ def fingerprint_parts(
         parts[f"ensemble_{name}"] = canonical_hash(table)
     if manifest.ensemble.calibration is not None:
         parts["prior_lens_rate"] = config.ensemble.prior_lens_rate
+    if modelling is not None:
+        parts["modelling_models"] = {m.name: m.sha256 for m in modelling.members}
+        parts["modelling_min_score"] = modelling_min_score
     return parts
 
 
@@ -138,6 +146,9 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
                     lines.append(f"  model {name!r} removed")
                 elif was[name] != now[name]:
                     lines.append(f"  model {name!r} changed (its sha256)")
+        elif key == "modelling_models":
+            change = "changed" if was and now else "added" if now else "removed"
+            lines.append(f"  the lens-modelling networks {change}")
         elif key.startswith("ensemble_") and key != "ensemble_threshold":
             lines.append(f"  the models' {key.removeprefix('ensemble_')} table changed")
         else:
@@ -155,6 +166,7 @@ _CONFIG_KEYS = {
     "photometry_threshold": "photometry.threshold",
     "ensemble_threshold": "ensemble.threshold",
     "prior_lens_rate": "ensemble.prior_lens_rate",
+    "modelling_min_score": "modelling.min_score",
 }
 
 

@@ -21,6 +21,7 @@ from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
 if TYPE_CHECKING:
+    from lensflow.modelling import ModellingModels
     from lensflow.registry import ModelManifest
 
 logger = logging.getLogger(__name__)
@@ -66,11 +67,20 @@ class WarmStages(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped 
         logger.info("worker %s warmed in %.2f s", worker.address, time.perf_counter() - start)
 
 
-def warm_stages(manifest: ModelManifest, *, cutouts: Path | None = None) -> WarmStages:
-    """The plugin that warms workers for a scan with these models and cutout store."""
+def warm_stages(
+    manifest: ModelManifest,
+    *,
+    cutouts: Path | None = None,
+    modelling: ModellingModels | None = None,
+) -> WarmStages:
+    """The plugin that warms workers for a scan with these models (and modelling networks, where
+    the scan runs them) and cutout store."""
     files = [(manifest.photometry.file, manifest.photometry.sha256)]
     files += [(member.file, member.sha256) for member in manifest.ensemble.members]
-    return WarmStages(tuple((manifest.path_of(f), sha256) for f, sha256 in files), cutouts)
+    paths = [(manifest.path_of(f), sha256) for f, sha256 in files]
+    if modelling is not None:
+        paths += [(modelling.path_of(m.file), m.sha256) for m in modelling.members]
+    return WarmStages(tuple(paths), cutouts)
 
 
 def warm_workers(client: Client, plugin: WarmStages) -> float:

@@ -110,3 +110,52 @@ def test_the_server_listens_on_loopback_only(candidates: ScanCandidates, book: G
         assert server.url.startswith(f"http://{HOST}:")
     finally:
         server.stop()
+
+
+def test_candidates_carry_their_lens_model_with_errors(
+    client: FlaskClient, candidates: ScanCandidates
+) -> None:
+    assert candidates.lens_model[:3] == ("theta_E", "e1", "e2")
+    rows = client.get("/api/candidates").get_json()["candidates"]
+    by_id = {str(r["id"]): r for r in candidates.rows()}
+    modelled = [c for c in rows if c["lens_model"]]
+    assert modelled and len(modelled) < len(rows), "the scan models only rows above min_score"
+    for c in modelled:
+        assert set(c["lens_model"]) == set(candidates.lens_model)
+        theta = c["lens_model"]["theta_E"]
+        assert theta["value"] == pytest.approx(by_id[c["id"]]["theta_E"])
+        assert theta["err"] == pytest.approx(by_id[c["id"]]["theta_E_err"]) and theta["err"] > 0
+        assert not {"theta_E", "theta_E_err"} & set(c["extra"])
+    assert all(c["lens_model"] == {} for c in rows if c["scores"]["ensemble_score"] < 0.5)
+
+
+def test_the_lens_model_route_gives_the_critical_curve_in_display_pixels(
+    client: FlaskClient, candidates: ScanCandidates
+) -> None:
+    rows = {int(r["id"]): r for r in candidates.rows()}
+    modelled = [i for i, r in rows.items() if r.get("theta_E") is not None]
+    size = candidates.store.cutout_size
+    drawn = 0
+    for candidate_id in modelled[:5]:
+        data = client.get(f"/api/lens_model/{candidate_id}").get_json()
+        assert data["id"] == str(candidate_id) and data["size"] == size
+        assert data["parameters"]["theta_E"]["value"] == pytest.approx(
+            rows[candidate_id]["theta_E"]
+        )
+        for line in data["critical_curve"] or []:
+            points = np.asarray(line)
+            assert points.ndim == 2 and points.shape[1] == 2
+            assert np.all((points >= 0) & (points <= size))
+            drawn += 1
+    assert drawn, "some modelled candidate should have a critical curve inside its cutout"
+    unmodelled = next(i for i, r in rows.items() if r.get("theta_E") is None)
+    data = client.get(f"/api/lens_model/{unmodelled}").get_json()
+    assert data["parameters"] == {} and data["critical_curve"] is None
+    assert client.get("/api/lens_model/12345").status_code == 404
+
+
+def test_the_page_has_the_critical_curve_overlay(client: FlaskClient) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert 'id="zoom-curve"' in page and "<svg" in page
+    script = client.get("/static/inspect.js").get_data(as_text=True)
+    assert "/api/lens_model/" in script and "polyline" in script

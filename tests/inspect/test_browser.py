@@ -18,6 +18,7 @@ import pytest
 
 from lensflow.inspect.app import Server, create_app, serve_in_thread
 from lensflow.inspect.consensus import consensus
+from lensflow.inspect.critical import critical_curve
 from lensflow.inspect.grades import GradeBook
 from lensflow.inspect.ranked import ScanCandidates
 
@@ -185,6 +186,19 @@ def test_grades_typed_are_stored_survive_a_restart_and_make_the_consensus(
         assert [b.get_attribute("alt") for b in bands] == [f"{b} band" for b in top.store.bands]
         field = browser.find_element(By.CSS_SELECTOR, "[data-field='graders']").text
         assert field == "ann: A, bob: 0"
+        row = next(r for r in top.rows() if r["id"] == first)
+        if row.get("theta_E") is not None:  # modelled: its parameters, and its critical curve
+            shown = browser.find_element(By.CSS_SELECTOR, "[data-field='theta_E (lens model)']")
+            assert "±" in shown.text
+            curve = critical_curve(
+                row, size=top.store.cutout_size, pixel_scale_arcsec=top.store.pixel_scale_arcsec
+            )
+            if curve is not None and curve.lines:
+                wait_for(
+                    browser,
+                    "the critical curve",
+                    lambda d: d.find_elements(By.CSS_SELECTOR, "#zoom-curve polyline"),
+                )
         press(browser, "o")  # why the ensemble said lens: the occlusion map, computed on demand
         wait_for(
             browser,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,10 @@ import pytest
 from distributed import Client
 
 from lensflow.catalog import PartitionRead, open_catalog, read_partition
+from lensflow.cutouts import partition_group, read_cutouts
 from lensflow.errors import CatalogError
 from lensflow.layout import healpix_29, leaf_path
+from lensflow.modelling import ModellingModels, load_modelling, model_lenses, modelling_columns
 from lensflow.photometry import score_photometry
 from lensflow.scan import stages
 from lensflow.scan.run import build_context
@@ -237,3 +240,77 @@ def test_a_failure_travels_down_the_chain_to_a_failed_marker(context: ScanContex
     assert marker.error == failure.error and marker.fingerprint == context.fingerprint
     assert marker.output is None
     assert read_marker(context.output, pixel) == marker
+
+
+def _modelled(table: pa.Table, names: tuple[str, ...]) -> np.ndarray:
+    """Rows with every modelling column set; refuses rows with only some of them."""
+    present = np.array([table[n].is_valid().to_numpy(zero_copy_only=False) for n in names])
+    assert np.all(present == present[0]), "a row has some modelling columns but not all"
+    return np.asarray(present[0], dtype=bool)
+
+
+def test_the_scan_models_the_candidates_above_min_score(scanned: Path) -> None:
+    """The shipped manifest has [modelling]: by default the scan models every candidate at or
+    above the ensemble threshold (0.5) and leaves the others null."""
+    names = modelling_columns(load_modelling())
+    tables = [pq.read_table(scanned / m.output) for m in read_markers(scanned)]
+    for table in tables:
+        assert set(names) <= set(table.column_names)
+        assert all(table.schema.field(n).type == pa.float64() for n in names)
+    scores = np.concatenate([t["ensemble_score"].to_numpy() for t in tables])
+    modelled = np.concatenate([_modelled(t, names) for t in tables])
+    assert np.array_equal(modelled, scores >= np.float32(0.5))
+    assert modelled.any() and (~modelled).any()
+    theta = np.concatenate([t["theta_E"].to_numpy(zero_copy_only=False) for t in tables])
+    err = np.concatenate([t["theta_E_err"].to_numpy(zero_copy_only=False) for t in tables])
+    assert np.all(theta[modelled] > 0) and np.all(err[modelled] > 0)
+
+
+def test_min_score_picks_the_rows_modelled_with_the_networks_values(
+    context: ScanContext,
+) -> None:
+    modelling = context.modelling
+    assert isinstance(modelling, ModellingModels)
+    pixel = max(
+        context.catalog.pixels,
+        key=lambda p: _survivors(select_partition(p, context=context)).table.num_rows,
+    )
+    survivors = _survivors(select_partition(pixel, context=context))
+    scores = classify_partition(survivors, context=replace(context, modelling=None))
+    plain = pq.read_table(context.output / scores.marker.output)
+    assert not set(modelling_columns(modelling)) & set(plain.column_names)
+    min_score = float(np.median(plain["ensemble_score"].to_numpy()))
+    result = classify_partition(survivors, context=replace(context, modelling_min_score=min_score))
+    assert result.ok and "modelling" in result.marker.seconds
+    table = pq.read_table(context.output / result.marker.output)
+    above = table["ensemble_score"].to_numpy() >= np.float32(min_score)
+    assert np.array_equal(_modelled(table, modelling_columns(modelling)), above)
+    assert above.any() and (~above).any()
+    ids = table["id"].to_numpy()[above]
+    cutouts = read_cutouts(context.config.cutouts.path, partition_group(pixel), np.sort(ids))
+    expected = model_lenses(cutouts.images, modelling=modelling)
+    order = np.argsort(ids)
+    for name in modelling_columns(modelling):
+        got = table[name].to_numpy(zero_copy_only=False)[above][order]
+        np.testing.assert_allclose(got, expected[name].to_numpy(), rtol=1e-6)
+
+
+def test_the_config_sets_min_score_and_may_turn_the_networks_off(
+    mock_sky: MockSky, tmp_path: Path
+) -> None:
+    default = build_context(sky_config(mock_sky, tmp_path / "a"), lock=False)
+    assert default.modelling is not None
+    assert default.modelling_min_score == default.ensemble_threshold
+    shipped = default.stages().modelling
+    assert shipped is not None and shipped.metrics == {} and shipped.training == {}
+    assert [(m.file, m.sha256) for m in shipped.members] == [
+        (m.file, m.sha256) for m in default.modelling.members
+    ]
+    config = sky_config(mock_sky, tmp_path / "b", modelling={"min_score": 0.25})
+    chosen = build_context(config, lock=False)
+    assert chosen.stages().modelling_min_score == 0.25
+    assert chosen.fingerprint != default.fingerprint
+    off = build_context(
+        sky_config(mock_sky, tmp_path / "c", modelling={"enabled": False}), lock=False
+    )
+    assert off.modelling is None and off.stages().modelling is None

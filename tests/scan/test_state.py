@@ -23,6 +23,7 @@ from lensflow.scan.state import (
     FINGERPRINT_FILE,
     MANIFEST_FILE,
     Marker,
+    describe_changes,
     fingerprint_parts,
     funnel_totals,
     load_scan_config,
@@ -270,3 +271,14 @@ def test_the_fingerprint_covers_results_not_how_the_scan_runs(
     with leaf_path(catalog_dir, mock_sky.pixels[0]).open("ab") as f:
         f.write(b"\0")
     assert parts(config) == base
+
+
+def test_turning_the_modelling_networks_on_or_off_is_a_named_change() -> None:
+    old = {"cuts": "true"}
+    new = {**old, "modelling_models": {"modelling_0": "a" * 64}, "modelling_min_score": 0.5}
+    lines = describe_changes(old, new)
+    assert "  the lens-modelling networks added" in lines
+    assert "  modelling.min_score: was None, now 0.5" in lines
+    assert "  the lens-modelling networks removed" in describe_changes(new, old)
+    changed = {**new, "modelling_models": {"modelling_0": "b" * 64}}
+    assert describe_changes(new, changed) == ["  the lens-modelling networks changed"]

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from distributed import Client, LocalCluster
 
 from lensflow.catalog import partition_files
+from lensflow.modelling import load_modelling
 from lensflow.registry import ModelManifest
 from lensflow.scan import run_scan
 from lensflow.scan.run import build_context
@@ -103,8 +104,12 @@ def _session_misses(path: str, sha256: str) -> tuple[int, int]:
 def test_a_warmed_worker_gives_the_tasks_its_sessions(
     shipped_manifest: ModelManifest, mock_sky: MockSky, dask_client: Client
 ) -> None:
-    plugin = warm_stages(shipped_manifest, cutouts=mock_sky.cutouts)
-    assert len(plugin.models) == 1 + len(shipped_manifest.ensemble.members)
+    modelling = load_modelling()
+    plain = warm_stages(shipped_manifest, cutouts=mock_sky.cutouts)
+    assert len(plain.models) == 1 + len(shipped_manifest.ensemble.members)
+    plugin = warm_stages(shipped_manifest, cutouts=mock_sky.cutouts, modelling=modelling)
+    assert plugin.models[: len(plain.models)] == plain.models
+    assert len(plugin.models) == len(plain.models) + len(modelling.members)
     assert warm_workers(dask_client, plugin) >= 0.0
     for path, sha256 in plugin.models:
         future = dask_client.submit(_session_misses, str(path), sha256, pure=False)

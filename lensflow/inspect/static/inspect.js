@@ -87,9 +87,13 @@ function fillZoom() {
   }));
   document.getElementById("zoom-title").textContent = `#${state.current + 1} candidate ${c.id}`;
   showOcclusion(c);
+  showCurve(c);
   const rows = [["ra, dec (deg)", `${fmt(c.ra, 9)}, ${fmt(c.dec, 8)}`]];
   for (const [name, value] of Object.entries(c.scores)) rows.push([name, fmt(value, 5)]);
   for (const [name, value] of Object.entries(c.members)) rows.push([`score_${name}`, fmt(value, 5)]);
+  for (const [name, p] of Object.entries(c.lens_model || {})) {
+    rows.push([`${name} (lens model)`, `${fmt(p.value, 4)} ± ${fmt(p.err, 2)}`]);
+  }
   for (const [name, value] of Object.entries(c.extra)) rows.push([name, fmt(value, 5)]);
   rows.push([`your grade (${state.grader})`, state.mine[c.id] || "-"]);
   const agreed = state.consensus[c.id];
@@ -121,6 +125,26 @@ async function showOcclusion(c) {
       `is set to sky: largest ${fmt(map.max_drop, 3)} of ${fmt(map.score, 4)}, ` +
       `peak at x ${map.peak.x}, y ${map.peak.y}`;
   } catch (error) { caption.textContent = `no occlusion map: ${error.message}`; }
+}
+
+// The critical curve of the predicted SIE + shear model, drawn over the composite (display px).
+async function showCurve(c) {
+  const svg = document.getElementById("zoom-curve");
+  const caption = document.getElementById("zoom-rgb-caption");
+  svg.replaceChildren();
+  if (!Object.keys(c.lens_model || {}).length) return;
+  try {
+    const model = await call(`/api/lens_model/${c.id}`);
+    if (state.candidates[state.current].id !== c.id) return;  // moved on
+    svg.setAttribute("viewBox", `0 0 ${model.size} ${model.size}`);
+    const lines = model.critical_curve || [];
+    svg.replaceChildren(...lines.map((line) => {
+      const polyline = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+      polyline.setAttribute("points", line.map(([x, y]) => `${x},${y}`).join(" "));
+      return polyline;
+    }));
+    if (lines.length) caption.textContent += "; cyan: critical curve of the lens model";
+  } catch (error) { say(`no critical curve: ${error.message}`); }
 }
 
 function toggleExplain() {
