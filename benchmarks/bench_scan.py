@@ -49,7 +49,7 @@ from benchmarks.common import (
 from benchmarks.skies import DEMO_SOURCES, SKIES, sky_folder
 from lensflow.catalog import READ_BATCH_ROWS, open_catalog, partition_files
 from lensflow.cluster import connect
-from lensflow.config import ClusterConfig, ScanConfig
+from lensflow.config import ClusterConfig, ModellingConfig, ScanConfig
 from lensflow.cutouts import CHUNK_CUTOUTS, partition_group
 from lensflow.cuts import parse_cuts
 from lensflow.ensemble import DEFAULT_BATCH, ensemble_score
@@ -181,8 +181,13 @@ def bench_sky(
 ) -> SkyResult:
     """Interleave run_scan and the bare pipeline on one sky; check their funnels agree."""
     config = ScanConfig.from_toml(sky / "scan.toml")
+    # The bare pipeline stops at the members: the lens-modelling networks have their own
+    # benchmark (bench_modelling), so the scan runs without them here.
     config = config.model_copy(
-        update={"cluster": config.cluster.model_copy(update={"n_workers": WORKERS})}
+        update={
+            "cluster": config.cluster.model_copy(update={"n_workers": WORKERS}),
+            "modelling": ModellingConfig(enabled=False),
+        }
     )
     manifest = load_manifest(config.models.manifest)
     cores = sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
