@@ -44,6 +44,26 @@ class StoreInfo:
     psf_fwhm_arcsec: Mapping[str, float]
     cutout_size: int
 
+    def misfit(
+        self, *, bands: Sequence[str], size: int, pixel_scale_arcsec: float, units: str
+    ) -> str | None:
+        """None when a network's input spec is this store's; else "expects ...; cutout store
+        ... has ..." to complete an error message (its subject first)."""
+        fits = (
+            tuple(bands) == tuple(self.bands)
+            and size == self.cutout_size
+            and bool(np.isclose(pixel_scale_arcsec, self.pixel_scale_arcsec))
+            and units == self.units
+        )
+        if fits:
+            return None
+        return (
+            f'bands {list(bands)}, {size}x{size} px at {pixel_scale_arcsec}"/px in {units}; '
+            f"cutout store {self.path} has bands {list(self.bands)}, "
+            f'{self.cutout_size}x{self.cutout_size} px at {self.pixel_scale_arcsec}"/px in '
+            f"{self.units}"
+        )
+
 
 @dataclass(frozen=True)
 class Cutouts:

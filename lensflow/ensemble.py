@@ -39,20 +39,14 @@ P_LENS = "p_lens"
 def check_ensemble_inputs(manifest: ModelManifest, store: StoreInfo) -> None:
     """Refuse, before a scan starts, members whose input spec or graph does not fit the store."""
     for member in manifest.ensemble.members:
-        want = (member.bands, member.size, member.pixel_scale_arcsec, member.units)
-        have = (store.bands, store.cutout_size, store.pixel_scale_arcsec, store.units)
-        if (
-            tuple(want[0]) != tuple(have[0])
-            or want[1] != have[1]
-            or not np.isclose(want[2], have[2])
-            or want[3] != have[3]
-        ):
-            raise ModelMismatchError(
-                f"model {member.name!r} ({member.file}) expects bands {list(want[0])}, "
-                f'{want[1]}x{want[1]} px at {want[2]}"/px in {want[3]}; cutout store '
-                f'{store.path} has bands {list(have[0])}, {have[1]}x{have[1]} px at {have[2]}"/px '
-                f"in {have[3]}"
-            )
+        misfit = store.misfit(
+            bands=member.bands,
+            size=member.size,
+            pixel_scale_arcsec=member.pixel_scale_arcsec,
+            units=member.units,
+        )
+        if misfit is not None:
+            raise ModelMismatchError(f"model {member.name!r} ({member.file}) expects {misfit}")
         session = load_session(manifest.path_of(member.file), member.sha256)
         graph_input = session.get_inputs()[0]
         shape = graph_input.shape

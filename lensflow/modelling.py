@@ -139,19 +139,15 @@ def load_modelling(path: Path | None = None, *, verify: bool = True) -> Modellin
 
 def check_modelling_inputs(modelling: ModellingModels, store: StoreInfo) -> None:
     """Refuse a cutout store whose bands, size, pixel scale or units are not the networks'."""
-    want = (tuple(modelling.bands), modelling.size, modelling.pixel_scale_arcsec, modelling.units)
-    have = (tuple(store.bands), store.cutout_size, store.pixel_scale_arcsec, store.units)
-    if (
-        want[0] != have[0]
-        or want[1] != have[1]
-        or not np.isclose(want[2], have[2])
-        or want[3] != have[3]
-    ):
+    misfit = store.misfit(
+        bands=modelling.bands,
+        size=modelling.size,
+        pixel_scale_arcsec=modelling.pixel_scale_arcsec,
+        units=modelling.units,
+    )
+    if misfit is not None:
         raise ModelMismatchError(
-            f"the modelling networks expect bands {list(want[0])}, {want[1]}x{want[1]} px at "
-            f'{want[2]}"/px in {want[3]}; cutout store {store.path} has bands {list(have[0])}, '
-            f'{have[1]}x{have[1]} px at {have[2]}"/px in {have[3]}; use networks trained for '
-            "this survey"
+            f"the modelling networks expect {misfit}; use networks trained for this survey"
         )
 
 
