@@ -9,7 +9,7 @@ against the models' input spec before a scan starts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,21 +217,34 @@ def read_cutouts(path: Path, group: str, ids: np.ndarray) -> Cutouts:
     The wanted ids are located in the group's sorted id array; each run of chunks that holds
     some of them is read as one slab, so a partition's survivors cost a few whole-chunk reads.
     """
+    (cutouts,) = read_cutout_blocks(path, group, ids, block=max(1, np.asarray(ids).size))
+    return cutouts
+
+
+def read_cutout_blocks(path: Path, group: str, ids: np.ndarray, *, block: int) -> Iterator[Cutouts]:
+    """The cutouts of the given ids as Cutouts of at most `block` wanted ids each, ascending.
+
+    The group's id array is read once; each block reads only the chunks holding its ids (a
+    chunk shared by two blocks is read by both). Blocks bound the memory a large partition's
+    survivors take: two blocks at most, the one being scored and the one read ahead.
+    """
     id_array, image_array = _open_arrays(path, group)
     stored = np.asarray(id_array[:], dtype=np.int64)
-    wanted = np.unique(np.asarray(ids, dtype=np.int64))
-    where = np.searchsorted(stored, wanted)
-    inside = where < stored.size
-    found = np.zeros(wanted.shape, dtype=bool)
-    found[inside] = stored[where[inside]] == wanted[inside]
-    rows = where[found]
+    wanted_all = np.unique(np.asarray(ids, dtype=np.int64))
     bands, height, width = image_array.shape[1:]
-    images = np.empty((rows.size, bands, height, width), dtype=np.float32)
     chunk = image_array.chunks[0]
-    chunk_of_row = rows // chunk
-    for chunk_index in np.unique(chunk_of_row):
-        start = int(chunk_index) * chunk
-        slab = np.asarray(image_array[start : start + chunk])
-        take = chunk_of_row == chunk_index
-        images[take] = slab[rows[take] - start]
-    return Cutouts(ids=wanted[found], images=images, missing=wanted[~found])
+    for first in range(0, max(wanted_all.size, 1), block):
+        wanted = wanted_all[first : first + block]
+        where = np.searchsorted(stored, wanted)
+        inside = where < stored.size
+        found = np.zeros(wanted.shape, dtype=bool)
+        found[inside] = stored[where[inside]] == wanted[inside]
+        rows = where[found]
+        images = np.empty((rows.size, bands, height, width), dtype=np.float32)
+        chunk_of_row = rows // chunk
+        for chunk_index in np.unique(chunk_of_row):
+            start = int(chunk_index) * chunk
+            slab = np.asarray(image_array[start : start + chunk])
+            take = chunk_of_row == chunk_index
+            images[take] = slab[rows[take] - start]
+        yield Cutouts(ids=wanted[found], images=images, missing=wanted[~found])

@@ -11,6 +11,8 @@ Layout:
     [[ensemble.members]]
     name, file, sha256, flops, bands, size, pixel_scale_arcsec, units, normalisation, survey
     [ensemble.members.training] / [ensemble.members.metrics]
+    [ensemble.members.int8]           # optional: a quantized copy (`lensflow train quantize`)
+    file, sha256, method, ops, calibration = {...}, agreement = {spearman, agreement, ...}
     [ensemble.combination]            # optional: the ensemble score; without it, the mean
     method = "logistic", weights = {member = w, ...}, bias = b
     [ensemble.combination.fitted_on]  # n_lenses, n_non_lenses, seed or store of the set
@@ -24,7 +26,8 @@ Photometry models take float32 (N, len(features)) magnitudes; CNN members take f
 Normalisation (colours, asinh stretch) lives inside each ONNX graph and is described in text.
 `survey` (optional) names the survey profile (`lensflow.surveys`) a model was trained for.
 The combination and the calibration are applied by `lensflow.calibration`; a manifest without
-them scores the mean of the members, as manifests always did.
+them scores the mean of the members, as manifests always did. A manifest is read at a precision:
+"float32" (always the default) runs each member's own file, "int8" its [int8] variant.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lensflow.config import problems, read_toml
+from lensflow.config import Precision, problems, read_toml
 from lensflow.errors import ConfigError, ModelMismatchError
 from lensflow.io import canonical_hash, file_digest
 
@@ -57,6 +60,22 @@ class PhotometryModel(_Frozen):
     metrics: dict[str, Any] = {}
 
 
+class QuantizedVariant(_Frozen):
+    """An INT8 copy of a member (ONNX Runtime static QDQ) and how closely it follows float32.
+
+    agreement: measured on a labelled held-out set by `lensflow train quantize`: Spearman rank
+    correlation with the float32 scores, the fraction of cutouts on the same side of the
+    threshold, AUROC/TPR0/TPR10 of both, the set's size, the one-thread speed-up.
+    """
+
+    file: str
+    sha256: str
+    method: str = "static QDQ"
+    ops: tuple[str, ...] = ("Conv",)
+    calibration: dict[str, Any] = {}
+    agreement: dict[str, Any] = {}
+
+
 class EnsembleMember(_Frozen):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     file: str
@@ -71,6 +90,7 @@ class EnsembleMember(_Frozen):
     version: str = "0"
     training: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
+    int8: QuantizedVariant | None = None
 
 
 RESERVED_SCORER_NAMES = ("ensemble", "mean", "p_lens")
@@ -148,6 +168,29 @@ class ModelManifest(_Frozen):
             raise ModelMismatchError(f"{file!r}: model files must lie inside {self.folder}")
         return path
 
+    def at_precision(self, precision: Precision, *, source: Path | str = "") -> Self:
+        """This manifest with each member's file and sha256 those of `precision`.
+
+        "int8" needs every member's [int8] variant (a ConfigError naming the first without one);
+        the variants' sha256 join the model versions, so the scan fingerprint follows them.
+        """
+        if precision == "float32":
+            return self
+        members = []
+        for member in self.ensemble.members:
+            if member.int8 is None:
+                raise ConfigError(
+                    f"{source or self.folder}: member {member.name!r} has no int8 variant; "
+                    "make them with `lensflow train quantize` or set [ensemble] precision = "
+                    '"float32"'
+                )
+            variant = member.int8
+            members.append(
+                member.model_copy(update={"file": variant.file, "sha256": variant.sha256})
+            )
+        ensemble = self.ensemble.model_copy(update={"members": tuple(members)})
+        return self.model_copy(update={"ensemble": ensemble})
+
     def versions(self) -> str:
         """One short string naming every model and its hash prefix, stored with candidates."""
         parts = [f"{self.photometry.name}@{self.photometry.sha256[:12]}"]
@@ -174,14 +217,18 @@ def default_manifest_path() -> Path:
     return Path(str(resources.files("lensflow.models").joinpath("manifest.toml")))
 
 
-def load_manifest(path: Path | None = None, *, verify: bool = True) -> ModelManifest:
-    """Read and validate a models manifest; with verify, check every file's sha256 now."""
+def load_manifest(
+    path: Path | None = None, *, verify: bool = True, precision: Precision = "float32"
+) -> ModelManifest:
+    """Read and validate a models manifest at a precision; with verify, check every file's
+    sha256 now (the chosen variants' for int8)."""
     path = default_manifest_path() if path is None else Path(path)
     raw = read_toml(path, what="models manifest")
     try:
         manifest = ModelManifest.model_validate({**raw, "folder": path.parent})
     except ValidationError as exc:
         raise ConfigError(f"{path}: invalid models manifest:\n{problems(exc)}") from None
+    manifest = manifest.at_precision(precision, source=path)
     if verify:
         verify_hash(manifest.path_of(manifest.photometry.file), manifest.photometry.sha256)
         for member in manifest.ensemble.members:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from lensflow.simulate import TrainingSet
     from lensflow.simulate.mock_sky import MockSky
     from lensflow.train.calibrate import Calibrated
+    from lensflow.train.quantize import Quantized
 
 METRIC_COLUMNS = ("scorer", "AUROC", "TPR0", "TPR10", "lenses", "non-lenses")
 
@@ -378,6 +379,39 @@ def print_calibration(console: Console, calibrated: Calibrated) -> None:
     title = "on the fitting set (in-sample; evaluate on another set)"
     console.print(evaluation_table(title, calibrated.report.as_dict()))
     print_purity(console, calibrated.purity.as_dict())
+
+
+def quantized_table(quantized: Quantized) -> Table:
+    """Each member's and the ensemble's int8 against float32 on the held-out set."""
+    table = Table(title="int8 against float32 on the held-out set")
+    columns = ("scorer", "Spearman", "same side", "AUROC f32/i8", "TPR10 f32/i8", "speed-up")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "scorer" else "right")
+    rows = {name: v.agreement for name, v in quantized.variants.items()}
+    for name, a in {**rows, "ensemble": quantized.ensemble}.items():
+        speed = a.get("speed_up_one_thread")
+        table.add_row(
+            name,
+            f"{a['spearman']:.4f}",
+            f"{a['agreement_at_threshold']:.4f}",
+            f"{a['auroc_float32']:.4f} / {a['auroc_int8']:.4f}",
+            f"{a['tpr10_float32']:.3f} / {a['tpr10_int8']:.3f}",
+            "" if speed is None else f"{speed:.2f}x",
+        )
+    return table
+
+
+def print_quantized(console: Console, quantized: Quantized) -> None:
+    """The variants written, the set they were measured on, and the agreement table."""
+    a = quantized.ensemble
+    console.print(
+        f"int8 variants of {len(quantized.variants)} members -> {quantized.manifest}; measured "
+        f"on {a['n_lenses']:,} lenses and {a['n_non_lenses']:,} non-lenses at threshold "
+        f"{a['threshold']:g}",
+        markup=False,
+        highlight=False,
+    )
+    console.print(quantized_table(quantized))
 
 
 def print_demo(console: Console, report: DemoReport) -> None:

@@ -286,3 +286,14 @@ def test_bad_urls_and_credentials_in_the_file_are_refused(
     path.write_text(GOOD.replace('path = "sky/catalog"', change))
     with pytest.raises(ConfigError, match=named):
         ScanConfig.from_toml(path)
+
+
+def test_the_members_run_at_float32_unless_int8_is_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "scan.toml"
+    path.write_text(GOOD)
+    assert ScanConfig.from_toml(path).ensemble.precision == "float32"
+    path.write_text(GOOD.replace("threshold = 0.7", 'threshold = 0.7\nprecision = "int8"'))
+    assert ScanConfig.from_toml(path).ensemble.precision == "int8"
+    path.write_text(GOOD.replace("threshold = 0.7", 'threshold = 0.7\nprecision = "int4"'))
+    with pytest.raises(ConfigError, match=r"ensemble\.precision"):
+        ScanConfig.from_toml(path)

@@ -13,6 +13,7 @@ from lensflow.cutouts import (
     create_store,
     list_groups,
     open_store,
+    read_cutout_blocks,
     read_cutouts,
     read_group,
     write_group,
@@ -92,3 +93,21 @@ def test_missing_store_and_group(tmp_path: Path, store: Path) -> None:
         open_store(tmp_path / "nowhere.zarr")
     with pytest.raises(CutoutError, match="no cutout group"):
         read_cutouts(store, "Norder=9/Npix=1", np.array([1]))
+
+
+def test_blocks_of_wanted_ids_join_to_the_whole_read(tmp_path: Path) -> None:
+    store = tmp_path / "cutouts.zarr"
+    create_store(
+        store, bands=["g"], pixel_scale_arcsec=0.2, psf_fwhm_arcsec={"g": 0.8}, cutout_size=4
+    )
+    ids = np.arange(0, 400, 2, dtype=np.int64)
+    images = np.arange(ids.size * 16, dtype=np.float32).reshape(ids.size, 1, 4, 4)
+    write_group(store, "g", ids=ids, images=images)
+    wanted = np.concatenate([ids[::3], [1, 3, 999]])  # three ids the group lacks
+    whole = read_cutouts(store, "g", wanted)
+    blocks = list(read_cutout_blocks(store, "g", wanted[::-1], block=7))
+    assert all(b.ids.size + b.missing.size <= 7 for b in blocks)
+    assert np.array_equal(np.concatenate([b.ids for b in blocks]), whole.ids)
+    assert np.array_equal(np.concatenate([b.images for b in blocks]), whole.images)
+    assert sorted(np.concatenate([b.missing for b in blocks])) == [1, 3, 999]
+    assert np.array_equal(whole.images[:, 0, 0, 0], images[whole.ids // 2, 0, 0, 0])

@@ -13,7 +13,13 @@ from distributed import Client
 
 from lensflow.errors import ModelMismatchError
 from lensflow.registry import ModelManifest, load_manifest
-from lensflow.sessions import available_providers, load_session, new_session, run_batched
+from lensflow.sessions import (
+    available_providers,
+    load_session,
+    new_session,
+    run_batched,
+    run_bound,
+)
 from lensflow.testing import onnx_reference
 
 
@@ -96,3 +102,15 @@ def test_providers_are_those_present_cuda_first() -> None:
         "CPUExecutionProvider",
     }
     assert ("CUDAExecutionProvider" in providers) == ("CUDAExecutionProvider" in present)
+
+
+def test_runs_through_io_binding_give_the_plain_runs_scores(
+    shipped_manifest: ModelManifest,
+) -> None:
+    member = shipped_manifest.ensemble.members[0]
+    session = load_session(shipped_manifest.path_of(member.file), member.sha256, 1)
+    images = np.random.default_rng(4).normal(0.0, 5.0, (70, 3, 64, 64)).astype(np.float32)
+    plain = run_batched(session, images, batch=32)
+    bound = run_bound(session, images, batch=32, device="cpu")
+    assert plain.shape == bound.shape == (70,)
+    assert np.array_equal(plain, bound)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from lensflow.calibration import lens_probability
+from lensflow.config import Precision
 from lensflow.cutouts import group_length, list_groups, open_store, read_group
 from lensflow.ensemble import (
     DEFAULT_BATCH,
@@ -106,6 +107,7 @@ def evaluate_store(
     batch: int = DEFAULT_BATCH,
     workers: int = 1,
     prior: float | None = None,
+    precision: Precision = "float32",
 ) -> EvaluationReport:
     """Score every cutout of a store with each member and the ensemble; compute metrics.
 
@@ -115,10 +117,11 @@ def evaluate_store(
     parts of each block of cutouts, each with cpu_count / workers threads (small sessions scale
     better on many cores than one wide one). The report's score_seconds hold each member's
     scoring time. prior: a prior lens rate (0 < p < 1); with it the report holds the purity
-    tables of p_lens (manifest with a calibration) or of the ensemble score.
+    tables of p_lens (manifest with a calibration) or of the ensemble score. precision: the
+    members' own files (float32) or their int8 variants.
     """
     store, labels = Path(store), Path(labels)
-    models = load_manifest(manifest, verify=True)
+    models = load_manifest(manifest, verify=True, precision=precision)
     check_ensemble_inputs(models, open_store(store))
     truth = read_labels(labels)
     groups = list_groups(store)

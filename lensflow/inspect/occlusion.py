@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from lensflow.config import Precision
 from lensflow.ensemble import ENSEMBLE, score_cutouts
 from lensflow.errors import ConfigError, ModelMismatchError
 from lensflow.registry import ModelManifest, default_manifest_path, load_manifest
@@ -147,10 +148,12 @@ def ensemble_scorer(manifest: ModelManifest) -> Scorer:
     return score
 
 
-def scan_manifest(manifest_path: Path | None, model_hashes: dict[str, str]) -> ModelManifest:
-    """The models a scan ran with (its config's manifest, else the shipped one), checked
-    against the hashes its fingerprint recorded, so a map explains the scores shown."""
-    manifest = load_manifest(manifest_path)
+def scan_manifest(
+    manifest_path: Path | None, model_hashes: dict[str, str], *, precision: Precision = "float32"
+) -> ModelManifest:
+    """The models a scan ran with (its config's manifest at its precision, else the shipped
+    one), checked against the hashes its fingerprint recorded, so a map explains the scores."""
+    manifest = load_manifest(manifest_path, precision=precision)
     now = {m.name: m.sha256 for m in manifest.ensemble.members}
     changed = sorted(name for name, sha in now.items() if model_hashes.get(name) != sha)
     if changed:
@@ -231,5 +234,5 @@ def scan_occlusions(
     config = load_scan_config(candidates.scan_dir)
     record = read_fingerprint(candidates.scan_dir) or {}
     hashes = dict(record.get("parts", {}).get("models", {}))
-    manifest = scan_manifest(config.models.manifest, hashes)
+    manifest = scan_manifest(config.models.manifest, hashes, precision=config.ensemble.precision)
     return Occlusions(candidates.cutout, ensemble_scorer(manifest), patch=patch, stride=stride)

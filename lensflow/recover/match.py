@@ -282,7 +282,7 @@ def _context(
     scan_dir: Path, config: ScanConfig, record: dict[str, Any], inputs: CatalogInputs
 ) -> ScanContext:
     """The stage context the scan ran with, rebuilt read-only (no lock, nothing written)."""
-    manifest = load_manifest(config.models.manifest)
+    manifest = load_manifest(config.models.manifest, precision=config.ensemble.precision)
     recorded = record["parts"].get("models", {})
     name = manifest.photometry.name
     if recorded.get(name) != manifest.photometry.sha256:

@@ -87,7 +87,7 @@ def build_context(
     """
     inputs = open_inputs(config)
     catalog = inputs.catalog
-    manifest = load_manifest(config.models.manifest)
+    manifest = load_manifest(config.models.manifest, precision=config.ensemble.precision)
     features = manifest.photometry.features
     source = config.models.manifest or default_manifest_path()
     needed_by = f"photometry model {manifest.photometry.name!r} of {source}"

@@ -28,11 +28,11 @@ import pyarrow.compute as pc
 
 from lensflow.candidates import candidate_table, write_candidates
 from lensflow.catalog import CatalogHandle, RowFilter, read_partition
-from lensflow.cutouts import partition_group, read_cutouts
-from lensflow.ensemble import ENSEMBLE, P_LENS, score_cutouts
+from lensflow.cutouts import partition_group
+from lensflow.ensemble import ENSEMBLE, P_LENS
 from lensflow.errors import LensflowError
-from lensflow.modelling import ERR_SUFFIX, modelling_columns, predict_lenses
 from lensflow.photometry import photometry_features, score_photometry
+from lensflow.scan.blocks import score_survivors
 from lensflow.scan.state import Marker, write_marker
 from lensflow.sky import (
     SPATIAL_INDEX_COLUMN,
@@ -78,6 +78,7 @@ class StageContext:
     cutouts: Path
     io_retries: int
     batch_size: int
+    gpu_batch_size: int
     prior_lens_rate: float
     region: Region | None = None
     modelling: ModellingModels | None = None
@@ -131,6 +132,7 @@ class ScanContext:
             cutouts=self.config.cutouts.path,
             io_retries=self.config.cluster.io_retries,
             batch_size=self.config.ensemble.batch_size,
+            gpu_batch_size=self.config.ensemble.gpu_batch_size,
             prior_lens_rate=self.config.ensemble.prior_lens_rate,
             region=self.region,
             modelling=None if self.modelling is None else self.modelling.for_inference(),
@@ -350,39 +352,13 @@ def classify_partition(survivors: Survivors | Failure, *, context: AnyContext) -
 
 
 def _classify(survivors: Survivors, context: StageContext) -> Marker:
-    start = time.perf_counter()
     pixel = survivors.pixel
     table = survivors.table
-    rejected = dict(survivors.rejected)
     ids = table["id"].to_numpy()
     members = [m.name for m in context.manifest.ensemble.members]
-    found_ids, images = np.empty(0, np.int64), np.empty((0, 0, 0, 0), np.float32)
-    if ids.size:
-        cutouts = read_cutouts(context.cutouts, partition_group(pixel), ids)
-        found_ids, images = cutouts.ids, cutouts.images
-        if cutouts.missing.size:
-            rejected["missing_cutout"] = int(cutouts.missing.size)
-    finite = np.isfinite(images).all(axis=(1, 2, 3))
-    if not finite.all():
-        rejected["bad_cutout"] = int((~finite).sum())
-        found_ids, images = found_ids[finite], images[finite]
-    read_seconds = time.perf_counter() - start
-    if found_ids.size:
-        scores = score_cutouts(
-            images,
-            manifest=context.manifest,
-            batch=context.batch_size,
-            prior_lens_rate=context.prior_lens_rate,
-        )
-    else:  # nothing to score: the empty columns score_cutouts would give, without its sessions
-        none = np.empty(0, np.float32)
-        calibrated = context.manifest.ensemble.calibration is not None
-        scores = {
-            **dict.fromkeys([*members, ENSEMBLE], none),
-            **({P_LENS: none} if calibrated else {}),
-        }
-    scored = time.perf_counter()
-    lens_model = _model_lenses(images, scores[ENSEMBLE], context)
+    scored = score_survivors(ids, group=partition_group(pixel), context=context)
+    rejected = {**survivors.rejected, **scored.rejected}
+    found_ids, scores = scored.ids, scored.scores
     modelled = time.perf_counter()
     order = np.argsort(ids)
     rows = order[np.searchsorted(ids[order], found_ids)]
@@ -397,20 +373,14 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
         model_versions=context.manifest.versions(),
         fingerprint=context.fingerprint,
         p_lens=scores.get(P_LENS),
-        lens_model=lens_model,
+        lens_model=scored.lens_model,
     )
     path, digest = write_candidates(candidates, root=context.output, pixel=pixel)
     above = int((scores[ENSEMBLE] >= context.ensemble_threshold).sum())
     logger.info(
         "pixel %s: %d cutouts scored, %d above threshold", pixel_key(pixel), len(found_ids), above
     )
-    seconds = {
-        **survivors.seconds,
-        "cutouts": read_seconds,
-        "ensemble": scored - start - read_seconds,
-        **({} if lens_model is None else {"modelling": modelled - scored}),
-        "write": time.perf_counter() - modelled,
-    }
+    seconds = {**survivors.seconds, **scored.seconds, "write": time.perf_counter() - modelled}
     return Marker(
         pixel=pixel_key(pixel),
         status="done",
@@ -427,26 +397,6 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
         fingerprint=context.fingerprint,
         worker=_worker_address(),
     )
-
-
-def _model_lenses(
-    images: np.ndarray, ensemble_score: np.ndarray, context: StageContext
-) -> dict[str, np.ndarray] | None:
-    """The modelling columns, float64 (N,) each, NaN where ensemble_score < modelling_min_score;
-    None when the scan does not run the modelling networks. images float32 (N, bands, H, W)."""
-    modelling = context.modelling
-    if modelling is None:
-        return None
-    n = len(ensemble_score)
-    columns = {name: np.full(n, np.nan) for name in modelling_columns(modelling)}
-    chosen = np.flatnonzero(np.asarray(ensemble_score) >= context.modelling_min_score)
-    if chosen.size:
-        predicted = predict_lenses(images[chosen], modelling=modelling, batch=context.batch_size)
-        for name in predicted.names:
-            mean, sigma = predicted.column(name)
-            columns[name][chosen] = mean
-            columns[name + ERR_SUFFIX][chosen] = sigma
-    return columns
 
 
 def _worker_address() -> str | None:

@@ -314,3 +314,31 @@ def test_the_config_sets_min_score_and_may_turn_the_networks_off(
         sky_config(mock_sky, tmp_path / "c", modelling={"enabled": False}), lock=False
     )
     assert off.modelling is None and off.stages().modelling is None
+
+
+def test_survivors_scored_in_blocks_read_ahead_match_one_block(
+    context: ScanContext, tmp_path: Path
+) -> None:
+    everyone = replace(context.stages(), photometry_threshold=0.0)  # every row after the cuts
+    pixel = max(
+        context.catalog.pixels,
+        key=lambda p: _survivors(select_partition(p, context=everyone)).table.num_rows,
+    )
+    survivors = _survivors(select_partition(pixel, context=everyone))
+    assert survivors.table.num_rows > 8, "blocks of 4 x 1 cutouts: several blocks"
+    whole = replace(context.stages(), output=tmp_path / "whole", batch_size=4096)
+    blocked = replace(context.stages(), output=tmp_path / "blocks", batch_size=1)
+    results = [classify_partition(survivors, context=c) for c in (whole, blocked)]
+    tables = [
+        pq.read_table(c.output / r.marker.output)
+        for c, r in zip((whole, blocked), results, strict=True)
+    ]
+    assert tables[0].num_rows == survivors.table.num_rows - sum(results[0].marker.rejected.values())
+    assert tables[0].column_names == tables[1].column_names
+    for name in tables[0].column_names:
+        a, b = (t[name].to_numpy(zero_copy_only=False) for t in tables)
+        if a.dtype.kind == "f":
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True)
+        else:
+            assert np.array_equal(a, b), name
+    assert results[0].marker.rejected == results[1].marker.rejected
