@@ -71,7 +71,7 @@ class QuantizedVariant(_Frozen):
     file: str
     sha256: str
     method: str = "static QDQ"
-    ops: tuple[str, ...] = ("Conv",)
+    ops: tuple[str, ...] = ("Conv", "Relu", "Clip")
     calibration: dict[str, Any] = {}
     agreement: dict[str, Any] = {}
 

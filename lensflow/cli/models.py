@@ -209,7 +209,8 @@ def train_quantize_command(
     ],
     calibration_rows: Annotated[int, typer.Option(help="Calibration cutouts.", min=64)] = 1000,
     ops: Annotated[
-        list[str] | None, typer.Option(help="Operator types to quantize (default: Conv).")
+        list[str] | None,
+        typer.Option(help="Operator types to quantize (default: Conv, Relu, Clip)."),
     ] = None,
     workers: SessionWorkers = 1,
     verbose: Verbose = 0,
