@@ -6,6 +6,8 @@ For each CNN member: images/s through `lensflow.ensemble.score_cutouts` and thro
 `InferenceSession.run` on the same batches with the same thread count (their ratio is
 lensflow's overhead), interleaved (benchmarks.common), and a one-thread session for images/s
 per core. For the photometry gate: rows/s through `score_photometry` against a bare session.
+For each member with an INT8 variant: one-thread sessions of both precisions interleaved (its
+speed-up), beside the agreement `lensflow train quantize` recorded on its held-out set.
 Prints a table and writes benchmarks/results/ensemble.md (and ensemble.json).
 """
 
@@ -87,6 +89,59 @@ def bench_member(
     return result, one
 
 
+def bench_int8(
+    member: EnsembleMember, manifest: ModelManifest, n_images: int, rounds: int
+) -> Interleaved:
+    """A one-thread int8 session (A) against the float32 one (B), interleaved."""
+    assert member.int8 is not None
+    shape = (n_images, len(member.bands), member.size, member.size)
+    images = np.random.default_rng(2).normal(0.0, 5.0, size=shape).astype(np.float32)
+    fp32 = bare_session(manifest.path_of(member.file), 1)
+    int8 = bare_session(manifest.path_of(member.int8.file), 1)
+    return interleave(
+        lambda: bare_run(int8, images, DEFAULT_BATCH),
+        lambda: bare_run(fp32, images, DEFAULT_BATCH),
+        rounds=rounds,
+    )
+
+
+def int8_lines(manifest: ModelManifest, n_images: int, rounds: int) -> list[str]:
+    """The INT8 table: speed-up on one thread and the recorded agreement, per member."""
+    quantized = [m for m in manifest.ensemble.members if m.int8 is not None]
+    if not quantized:
+        return []
+    lines = [
+        "",
+        (
+            "INT8 variants (`lensflow train quantize`, static QDQ of the convolutions and their "
+            "activations): rate ratio int8 / float32 of one-thread sessions, interleaved on "
+            f"{n_images // 2} random cutouts, {rounds} rounds; agreement as recorded in the "
+            "manifest on its held-out set (Spearman of the scores, fraction on the same side of "
+            "the threshold, TPR10 of both)."
+        ),
+        "",
+        (
+            "| member | speed-up int8/fp32 | load | Spearman | same side | AUROC fp32 / int8 "
+            "| TPR10 fp32 / int8 | held-out set |"
+        ),
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for member in quantized:
+        assert member.int8 is not None
+        a = member.int8.agreement
+        timed = bench_int8(member, manifest, n_images // 2, rounds)
+        low, high = timed.round_ratios
+        lines.append(
+            f"| {member.name} | {timed.ratio:.2f} [{low:.2f}-{high:.2f}] | {timed.load_text()} | "
+            f"{a.get('spearman', float('nan')):.4f} | "
+            f"{a.get('agreement_at_threshold', float('nan')):.4f} | "
+            f"{a.get('auroc_float32', float('nan')):.4f} / {a.get('auroc_int8', float('nan')):.4f} | "
+            f"{a.get('tpr10_float32', float('nan')):.3f} / {a.get('tpr10_int8', float('nan')):.3f} | "
+            f"{a.get('n_lenses', 0):,} lenses, {a.get('n_non_lenses', 0):,} non-lenses |"
+        )
+    return lines
+
+
 def bench_photometry(
     manifest: ModelManifest, n_rows: int, rounds: int
 ) -> tuple[Interleaved, float]:
@@ -158,6 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{photometry.load_text()} | {one:,.0f} |"
         ),
     ]
+    lines += int8_lines(manifest, args.images, args.rounds)
     write_result("ensemble", lines)
     rows = [
         summary_row(

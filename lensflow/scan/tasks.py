@@ -95,18 +95,30 @@ def task_groups(
 def chain_groups(
     client: Client, context: ScanContext, todo: list[HealpixPixel], *, alone: bool
 ) -> list[list[HealpixPixel]]:
-    """Tasks for the pending pixels; at least four per worker thread while pixels last."""
+    """Tasks for the pending pixels; at least four per worker thread while pixels last.
+
+    The largest tasks (by the catalog's row counts) come first, so the scan does not end with
+    one worker busy on a large partition while the others wait.
+    """
     rows_per_task = context.config.cluster.rows_per_task
     if alone or rows_per_task == 0 or len(todo) < 2:
         return [[pixel] for pixel in todo]
     workers = client.scheduler_info(n_workers=-1)["workers"].values()
     threads = max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+    rows = partition_rows(context.catalog)
     groups = task_groups(
         todo,
-        rows=partition_rows(context.catalog),
+        rows=rows,
         rows_per_task=rows_per_task,
         max_pixels=max(1, len(todo) // (4 * threads)),
     )
     if len(groups) < len(todo):
         logger.info("%d partitions in %d tasks (small ones together)", len(todo), len(groups))
-    return groups
+    return largest_first(groups, rows=rows)
+
+
+def largest_first(
+    groups: list[list[HealpixPixel]], *, rows: dict[tuple[int, int], int]
+) -> list[list[HealpixPixel]]:
+    """Tasks ordered by their rows, most first (stable; unknown sizes count as 0)."""
+    return sorted(groups, key=lambda g: -sum(rows.get((p.order, p.pixel), 0) for p in g))

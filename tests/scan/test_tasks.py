@@ -13,7 +13,7 @@ from lensflow.catalog import open_catalog, partition_files
 from lensflow.scan import run_scan
 from lensflow.scan import tasks as scan_tasks
 from lensflow.scan.state import read_markers
-from lensflow.scan.tasks import partition_rows, task_groups
+from lensflow.scan.tasks import largest_first, partition_rows, task_groups
 from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import HealpixPixel
 from lensflow.testing import sky_config
@@ -83,3 +83,10 @@ def test_a_grouped_scan_writes_what_one_task_per_partition_writes(
     assert len(keys[0]) == len(mock_sky.pixels)
     assert len(keys[20_000]) < len(mock_sky.pixels), "small partitions shared tasks"
     assert any("+" in str(key) for key in keys[20_000])
+
+
+def test_the_largest_tasks_go_first_and_unknown_sizes_last() -> None:
+    small, big, unknown, middle = (HealpixPixel(5, k) for k in range(4))
+    rows = {(5, 0): 10, (5, 1): 5_000, (5, 3): 700}
+    groups = [[small], [big], [unknown], [middle, small]]
+    assert largest_first(groups, rows=rows) == [[big], [middle, small], [small], [unknown]]
