@@ -18,7 +18,7 @@ from lensflow.cli.common import (
     train_app,
 )
 from lensflow.config import Precision
-from lensflow.errors import ConfigError, ScanStateError, TrainingError
+from lensflow.errors import ConfigError, TrainingError
 
 
 @command(train_app, "photometry")
@@ -128,7 +128,7 @@ def _graded_source(
 ) -> tuple[Path, Path | None]:
     """The cutout store holding the graded candidates and the manifest to fine-tune: the
     scan's (--scan, or the scan folder holding the SQLite file), or --cutouts and --models."""
-    from lensflow.scan.state import load_scan_config, read_fingerprint
+    from lensflow.scan.state import load_scan_config, not_a_scan_folder, read_fingerprint
 
     if scan is not None and cutouts is not None:
         raise ConfigError("give --scan or --cutouts, not both")
@@ -137,9 +137,7 @@ def _graded_source(
         scan = beside
     if scan is not None:
         if read_fingerprint(scan) is None:
-            raise ScanStateError(
-                f"{scan}: not a scan folder (no fingerprint); give the folder `lensflow scan` wrote"
-            )
+            raise not_a_scan_folder(scan, lacks="fingerprint")
         scan_config = load_scan_config(scan)
         return scan_config.cutouts.path, models or scan_config.models.manifest
     if cutouts is None:

@@ -25,7 +25,7 @@ from lensflow.cutouts import StoreInfo, open_store, partition_group, read_cutout
 from lensflow.errors import ConfigError, CutoutError, ScanStateError
 from lensflow.layout import leaf_path
 from lensflow.modelling import ERR_SUFFIX
-from lensflow.scan.state import load_scan_config, read_fingerprint
+from lensflow.scan.state import load_scan_config, not_a_scan_folder, read_fingerprint
 from lensflow.scan.status import read_markers_strictly
 from lensflow.sky import HealpixPixel
 from lensflow.surveys import shipped_profiles, survey_profile
@@ -50,9 +50,7 @@ class ScanCandidates:
         self.scan_dir = Path(scan_dir)
         record = read_fingerprint(self.scan_dir)
         if record is None:
-            raise ScanStateError(
-                f"{scan_dir}: not a scan folder (no fingerprint); run `lensflow scan` first"
-            )
+            raise not_a_scan_folder(self.scan_dir, lacks="fingerprint")
         if top is not None and top < 1:
             raise ConfigError(f"--top {top}: give a positive number of candidates")
         if min_score is None:

@@ -44,7 +44,7 @@ from lensflow.inspect.ranked import read_done_candidates
 from lensflow.layout import healpix_29
 from lensflow.registry import load_manifest
 from lensflow.scan.stages import ScanContext, Survivors, select_partition
-from lensflow.scan.state import load_scan_config, read_fingerprint
+from lensflow.scan.state import load_scan_config, not_a_scan_folder, read_fingerprint
 from lensflow.scan.status import read_markers_strictly, scan_partitions
 from lensflow.sky import HealpixPixel, pixel_key
 
@@ -165,7 +165,7 @@ def recover(
         raise ConfigError(f"--radius {radius_arcsec}: give a positive radius in arcsec")
     record = read_fingerprint(scan_dir)
     if record is None:
-        raise ScanStateError(f"{scan_dir}: not a scan folder (no fingerprint); run `lensflow scan`")
+        raise not_a_scan_folder(scan_dir, lacks="fingerprint")
     threshold = float(record["parts"]["ensemble_threshold"])
     markers = read_markers_strictly(scan_dir)
     done = {m.pixel for m in markers if m.status == "done"}

@@ -230,7 +230,8 @@ def fit_stage(x: Sequence[float], seconds: Sequence[float]) -> Fit:
 
 
 def makespan(seconds: Sequence[float], *, cores: int) -> float:
-    """Wall time of tasks taken in order by `cores` slots, each by the first slot free."""
+    """Wall time of tasks taken in order by `cores` slots, each by the first slot free (a scan
+    submits its tasks largest first: give them in that order)."""
     slots = [0.0] * max(1, cores)
     for t in seconds:
         heapq.heappush(slots, heapq.heappop(slots) + t)
@@ -261,7 +262,7 @@ def estimate(
         extra = max(0.0, extra)
     fixed = max(0.0, warm.overhead(cores=cores) - k * extra)
     start = max(0.0, calibration.first.seconds - warm.seconds) + fixed
-    stages = makespan(per_partition.tolist(), cores=cores)
+    stages = makespan(sorted(per_partition.tolist(), reverse=True), cores=cores)  # largest first
     wall = calibration.build_seconds + start + stages + len(rows) * extra
     return Estimate(
         partitions=len(rows),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lensflow.candidates import export_candidates, export_format
 from lensflow.errors import ScanStateError
-from lensflow.scan.state import read_fingerprint
+from lensflow.scan.state import not_a_scan_folder, read_fingerprint
 from lensflow.scan.status import Completeness, read_status, require_complete
 
 
@@ -68,7 +68,7 @@ def export_scan_report(
     chosen = export_format(out, fmt)
     record = read_fingerprint(scan_dir)
     if record is None:
-        raise ScanStateError(f"{scan_dir}: not a scan folder (no fingerprint); run `lensflow scan`")
+        raise not_a_scan_folder(scan_dir, lacks="fingerprint")
     status = read_status(scan_dir)
     require_complete(status, partial=partial)
     if min_score is None:

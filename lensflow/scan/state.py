@@ -17,7 +17,7 @@ import tomli_w
 
 from lensflow.config import ScanConfig
 from lensflow.cutouts import StoreInfo
-from lensflow.errors import ScanStateError
+from lensflow.errors import LensflowError, MissingInputError, ScanStateError
 from lensflow.io import canonical_hash, claim_folder, file_digest, write_text
 from lensflow.locations import Location, remote
 from lensflow.registry import ModelManifest
@@ -394,5 +394,17 @@ def load_scan_config(root: Path) -> ScanConfig:
     """The config a scan folder ran with."""
     path = root / CONFIG_FILE
     if not path.exists():
-        raise ScanStateError(f"{root}: not a scan folder (no {CONFIG_FILE}); run `lensflow scan`")
+        raise not_a_scan_folder(root, lacks=CONFIG_FILE)
     return ScanConfig.from_toml(path)
+
+
+def not_a_scan_folder(path: Path, *, lacks: str) -> LensflowError:
+    """The error for a path given as a scan folder that is not one: MissingInputError when
+    nothing is there (exit 66), else ScanStateError naming the file it lacks."""
+    if not Path(path).exists():
+        return MissingInputError(
+            f"{path}: no such folder; give the folder `lensflow scan` wrote (its [output] path)"
+        )
+    return ScanStateError(
+        f"{path}: not a scan folder (no {lacks}); give the folder `lensflow scan` wrote"
+    )

@@ -21,6 +21,7 @@ from lensflow.scan.state import (
     Marker,
     funnel_totals,
     load_scan_config,
+    not_a_scan_folder,
 )
 from lensflow.sky import HealpixPixel, pixel_key
 
@@ -106,7 +107,7 @@ def read_status(scan_dir: Path) -> ScanStatus:
     errors when the catalog it scanned can no longer be opened.
     """
     if not (scan_dir / CONFIG_FILE).exists():
-        raise ScanStateError(f"{scan_dir}: not a scan folder (no {CONFIG_FILE})")
+        raise not_a_scan_folder(scan_dir, lacks=CONFIG_FILE)
     expected = scan_partitions(scan_dir)
     markers = read_markers_strictly(scan_dir)
     wanted = set(expected)

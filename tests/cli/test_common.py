@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lensflow.cli import app
-from lensflow.errors import ScanStateError
+from lensflow.errors import MissingInputError, ScanStateError
 from lensflow.simulate.mock_sky import MockSky
 
 runner = CliRunner()
@@ -30,6 +30,17 @@ def test_an_error_is_one_line_on_stderr_with_its_exit_status(tmp_path: Path) -> 
     assert result.stderr.startswith("error: ")
     assert result.stderr.count("\n") == 1, "one line, never wrapped"
     assert f"{not_a_scan}: not a scan folder" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["status"], ["export"], ["gallery"]])
+def test_a_scan_folder_that_is_not_there_is_missing_input(
+    tmp_path: Path, command: list[str]
+) -> None:
+    absent = tmp_path / "scna"  # a typo
+    extra = {"export": [str(tmp_path / "c.parquet")], "gallery": [str(tmp_path / "g.html")]}
+    result = runner.invoke(app, [*command, str(absent), *extra.get(command[0], [])])
+    assert result.exit_code == MissingInputError.exit_code == 66, result.output
+    assert f"{absent}: no such folder" in result.stderr and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(

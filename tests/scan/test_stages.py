@@ -342,3 +342,24 @@ def test_survivors_scored_in_blocks_read_ahead_match_one_block(
         else:
             assert np.array_equal(a, b), name
     assert results[0].marker.rejected == results[1].marker.rejected
+
+
+def test_precision_int8_runs_the_members_variants_under_their_own_fingerprint(
+    mock_sky: MockSky, context: ScanContext, tmp_path: Path
+) -> None:
+    config = sky_config(mock_sky, tmp_path / "int8", ensemble={"precision": "int8"})
+    chosen = build_context(config, lock=False)
+    files = [m.file for m in chosen.manifest.ensemble.members]
+    assert files and all(f.endswith(".int8.onnx") for f in files)
+    assert chosen.fingerprint != context.fingerprint
+    pixel = max(
+        context.catalog.pixels,
+        key=lambda p: _survivors(select_partition(p, context=context)).table.num_rows,
+    )
+    survivors = _survivors(select_partition(pixel, context=chosen))
+    result = classify_partition(survivors, context=chosen)
+    assert result.ok
+    versions = pq.read_table(chosen.output / result.marker.output)["model_versions"].to_pylist()
+    assert versions, "the pixel with the most survivors has candidates"
+    for member in chosen.manifest.ensemble.members:
+        assert f"{member.name}@{member.sha256[:12]}" in versions[0]
