@@ -95,7 +95,7 @@ def extrapolation() -> list[str]:
             f"- end to end at the rate of the {sky['sources']:,}-source sky "
             f"({sky.get('kind', 'simulated')}, {sky['partitions']:,} partitions): "
             f"{LSST_SOURCES / per_core / 3600:,.0f} core-hours with lensflow, "
-            f"{LSST_SOURCES / bare / 3600:,.0f} with the bare pipeline in one process"
+            f"{LSST_SOURCES / bare / 3600:,.0f} with the bare pipeline (two one-thread processes)"
         )
     if demo and catalog and ensemble and cutouts:
         read, cuts, photometry, _ = demo["funnel"]
@@ -124,9 +124,8 @@ def notes() -> list[str]:
         )
     if scan and any("above 1" in r["ratio"] for r in scan.get("rows", [])):
         lines.append(
-            "- End to end above 1: the bare pipeline is one process sharing the cores by ONNX "
-            "Runtime's intra-op threads, lensflow two one-thread worker processes; under load "
-            "the threads lose more (`benchmarks/results/scan.md`)."
+            "- End to end above 1: noise, or the bare pipeline's static split of the partitions "
+            "between its processes (`benchmarks/results/scan.md`)."
         )
     if catalog and "memory_mb" in catalog:
         memory = catalog["memory_mb"]
