@@ -191,6 +191,15 @@ class ModelManifest(_Frozen):
         ensemble = self.ensemble.model_copy(update={"members": tuple(members)})
         return self.model_copy(update={"ensemble": ensemble})
 
+    def for_inference(self) -> Self:
+        """This manifest without its records (training, metrics, int8 agreement): what scoring
+        needs, small enough to ship to every worker."""
+        bare = {"training": {}, "metrics": {}}
+        members = tuple(m.model_copy(update={**bare, "int8": None}) for m in self.ensemble.members)
+        ensemble = self.ensemble.model_copy(update={"members": members, "metrics": {}})
+        photometry = self.photometry.model_copy(update=bare)
+        return self.model_copy(update={"ensemble": ensemble, "photometry": photometry})
+
     def versions(self) -> str:
         """One short string naming every model and its hash prefix, stored with candidates."""
         parts = [f"{self.photometry.name}@{self.photometry.sha256[:12]}"]

@@ -124,7 +124,7 @@ class ScanContext:
             dec_column=columns.dec,
             features=features,
             row_filter=RowFilter.of(self.cut),
-            manifest=self.manifest,
+            manifest=self.manifest.for_inference(),
             photometry_threshold=self.photometry_threshold,
             ensemble_threshold=self.ensemble_threshold,
             fingerprint=self.fingerprint,

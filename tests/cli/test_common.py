@@ -48,8 +48,8 @@ def test_a_scan_folder_that_is_not_there_is_missing_input(
     [
         (["plan", "{missing}"], 64),  # a missing argument file: a usage error
         (["scan", "{bad}"], 78),
-        (["rerun", "{missing}", "--pixels", "0/1"], 65),
-        (["export", "{missing}", "{missing}.parquet"], 65),
+        (["rerun", "{missing}", "--pixels", "0/1"], 66),  # no such scan folder: missing input
+        (["export", "{missing}", "{missing}.parquet"], 66),
         (["evaluate", "{missing}", "{missing}.parquet"], 65),
         (["train", "photometry", "--config", "{bad}"], 78),
     ],

@@ -128,5 +128,5 @@ def test_a_partition_not_done_is_named(scanned: Path, mock_sky: MockSky, tmp_pat
 
 
 def test_a_folder_that_is_no_scan_is_refused(tmp_path: Path, mock_sky: MockSky) -> None:
-    with pytest.raises(ScanStateError, match="run `lensflow scan`"):
+    with pytest.raises(ScanStateError, match=r"not a scan folder .*`lensflow scan` wrote"):
         recover(tmp_path, injected_lenses(mock_sky.root))
