@@ -194,7 +194,7 @@ class ModelManifest(_Frozen):
     def for_inference(self) -> Self:
         """This manifest without its records (training, metrics, int8 agreement): what scoring
         needs, small enough to ship to every worker."""
-        bare = {"training": {}, "metrics": {}}
+        bare: dict[str, Any] = {"training": {}, "metrics": {}}
         members = tuple(m.model_copy(update={**bare, "int8": None}) for m in self.ensemble.members)
         ensemble = self.ensemble.model_copy(update={"members": members, "metrics": {}})
         photometry = self.photometry.model_copy(update=bare)
