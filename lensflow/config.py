@@ -361,7 +361,7 @@ Precision = Literal["float32", "int8"]
 class EnsembleConfig(_Section):
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)  # None: the manifest's
     prior_lens_rate: float = Field(default=1e-4, gt=0.0, lt=1.0)  # lenses per source, for p_lens
-    batch_size: int = Field(default=256, gt=0, le=65_536)  # cutouts per run on a CPU
+    batch_size: int = Field(default=32, gt=0, le=65_536)  # cutouts per run on a CPU
     gpu_batch_size: int = Field(default=1024, gt=0, le=65_536)  # per run where sessions use CUDA
     # float32: the members' own files (the default); int8: their quantized variants, where the
     # manifest has them (`lensflow train quantize` records how closely they follow float32)

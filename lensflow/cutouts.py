@@ -8,6 +8,7 @@ against the models' input spec before a scan starts.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -183,14 +184,26 @@ def list_groups(path: Path) -> list[str]:
     return sorted(names)
 
 
+@functools.lru_cache(maxsize=8)
+def open_root(path: str) -> Any:
+    """A store's root group, opened once per process (a worker reads many groups of one store).
+
+    Consolidated metadata is not used, so each group is looked up as the store holds it now.
+    """
+    return zarr.open_group(path, mode="r", use_consolidated=False)
+
+
 def _open_arrays(path: Path, group: str) -> tuple[Any, Any]:
+    root = open_root(str(path))
     try:
-        node = zarr.open_group(str(path), mode="r")[group]
+        ids, images = root[f"{group}/ids"], root[f"{group}/images"]
     except KeyError:
-        raise CutoutError(f"{path}: no cutout group {group!r}") from None
-    if not isinstance(node, zarr.Group) or "ids" not in node or "images" not in node:
-        raise CutoutError(f"{path}/{group}: a cutout group needs arrays 'ids' and 'images'")
-    return node["ids"], node["images"]
+        ids = images = None
+    if isinstance(ids, zarr.Array) and isinstance(images, zarr.Array):
+        return ids, images
+    if group not in root:
+        raise CutoutError(f"{path}: no cutout group {group!r}")
+    raise CutoutError(f"{path}/{group}: a cutout group needs arrays 'ids' and 'images'")
 
 
 def group_length(path: Path, group: str) -> int:

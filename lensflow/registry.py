@@ -32,6 +32,7 @@ them scores the mean of the members, as manifests always did. A manifest is read
 
 from __future__ import annotations
 
+import functools
 import itertools
 from importlib import resources
 from pathlib import Path
@@ -152,6 +153,16 @@ class EnsembleModels(_Frozen):
         return self
 
 
+@functools.lru_cache(maxsize=256)
+def _inside(folder: Path, file: str) -> Path:
+    """folder/file resolved (symbolic links followed), refused if it leaves the folder; cached,
+    as the stages ask for each model's path once per partition."""
+    path = (folder / file).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise ModelMismatchError(f"{file!r}: model files must lie inside {folder}")
+    return path
+
+
 class ModelManifest(_Frozen):
     """A parsed models manifest; `folder` is where its files live."""
 
@@ -163,10 +174,7 @@ class ModelManifest(_Frozen):
 
     def path_of(self, file: str) -> Path:
         """A model file's path, refused if it would leave the manifest's folder."""
-        path = (self.folder / file).resolve()
-        if not path.is_relative_to(self.folder.resolve()):
-            raise ModelMismatchError(f"{file!r}: model files must lie inside {self.folder}")
-        return path
+        return _inside(self.folder, file)
 
     def at_precision(self, precision: Precision, *, source: Path | str = "") -> Self:
         """This manifest with each member's file and sha256 those of `precision`.

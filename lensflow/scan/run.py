@@ -1,8 +1,10 @@
 """The scan driver: plan the partitions, run their task chains, record every outcome.
 
-Each partition is a chain of two tasks keyed by its pixel (select-K-P, classify-K-P); small
+Each partition is a task chain keyed by its pixel: on a cluster with GPU workers two tasks
+(select-K-P on any worker, classify-K-P asking for GPU=1), without them one (scan-K-P doing
+both, so a partition pays for one task and its survivors never leave their worker). Small
 partitions (fewer rows than `cluster.rows_per_task`, by the catalog's _metadata) share a chain
-(select-K-P+N), each still with its own outcome and marker. At most `cluster.max_in_flight`
+(select-K-P+N, scan-K-P+N), each still with its own outcome and marker. At most `cluster.max_in_flight`
 chains are in flight, so the scheduler's memory stays flat for a sky of any size. A chain that
 raises (a worker killed too often) is recorded as failed, its partitions run again one per
 chain, and the scan goes on. Before the first chain, the workers are warmed (lensflow.scan.warm).
@@ -38,6 +40,7 @@ from lensflow.scan.stages import (
     ScanContext,
     classify_partitions,
     failure_result,
+    scan_partitions,
     select_partitions,
     shared_context,
 )
@@ -340,17 +343,22 @@ def _run_chains(
         more = f"+{len(group) - 1}" if len(group) > 1 else ""
         name = f"{first.order}-{first.pixel}{more}-{run}"
         plain = [PlainPixel(p.order, p.pixel) for p in group]  # workers never import hats
-        selected = client.submit(
-            select_partitions, plain, context=shared, key=f"select-{name}", pure=False
-        )
-        classified = client.submit(
-            classify_partitions,
-            selected,
-            context=shared,
-            key=f"classify-{name}",
-            resources=resources,
-            pure=False,
-        )
+        if gpu:
+            selected = client.submit(
+                select_partitions, plain, context=shared, key=f"select-{name}", pure=False
+            )
+            classified = client.submit(
+                classify_partitions,
+                selected,
+                context=shared,
+                key=f"classify-{name}",
+                resources=resources,
+                pure=False,
+            )
+        else:
+            selected = classified = client.submit(
+                scan_partitions, plain, context=shared, key=f"scan-{name}", pure=False
+            )
         group_of[classified.key] = group
         chains[classified.key] = (selected, classified)
         running.add(classified)

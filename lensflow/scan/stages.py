@@ -6,7 +6,8 @@ worker where there is one), models the lenses of those scoring at least the mode
 min_score (when the scan runs the modelling networks) and writes the candidate file, then the
 marker. A rerun of one pixel
 is these two calls; `select_partitions` and `classify_partitions` run several small partitions
-in one task, each with its own outcome and marker.
+in one task, each with its own outcome and marker; `scan_partitions` runs both stages in one
+task where no GPU worker waits for the second.
 
 The driver ships a `StageContext` to the workers, not the `ScanContext` it built: the catalog as
 a handle, the cut as its compiled expression, the models by path and sha256 (the manifest). A
@@ -219,6 +220,12 @@ def classify_partitions(
     """classify_partition for each partition of a select_partitions task, in one task."""
     stage = _stage(context)
     return [classify_partition(survivors, context=stage) for survivors in selected]
+
+
+def scan_partitions(pixels: Sequence[PixelLike], *, context: AnyContext) -> list[PartitionResult]:
+    """Both stages of several partitions in one task (a cluster without GPU workers)."""
+    stage = _stage(context)
+    return classify_partitions(select_partitions(pixels, context=stage), context=stage)
 
 
 def select_partition(pixel: PixelLike, *, context: AnyContext) -> Survivors | Failure:

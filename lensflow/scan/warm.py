@@ -58,9 +58,9 @@ class WarmStages(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped 
             for path, sha256 in self.models:
                 load_session(path, sha256, int(worker.state.nthreads))
             if self.cutouts is not None:
-                import zarr
+                from lensflow.cutouts import open_root
 
-                zarr.open_group(str(self.cutouts), mode="r")
+                open_root(str(self.cutouts))
         except Exception as exc:  # noqa: BLE001  an optimisation only: the tasks say what is wrong
             logger.warning("warming worker %s failed: %s", worker.address, exc)
             return

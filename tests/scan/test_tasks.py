@@ -73,7 +73,7 @@ def test_a_grouped_scan_writes_what_one_task_per_partition_writes(
         with get_task_stream(dask_client) as stream:
             outcome = run_scan(config, client=dask_client)
         assert outcome.failed == 0 and outcome.ran == len(mock_sky.pixels)
-        keys[rows_per_task] = [t["key"] for t in stream.data if str(t["key"]).startswith("select")]
+        keys[rows_per_task] = [t["key"] for t in stream.data if str(t["key"]).startswith("scan-")]
         outcomes[rows_per_task] = {
             m.pixel: (m.status, m.rows_read, m.rows_after_photometry, m.sha256)
             for m in read_markers(output)
@@ -83,6 +83,10 @@ def test_a_grouped_scan_writes_what_one_task_per_partition_writes(
     assert len(keys[0]) == len(mock_sky.pixels)
     assert len(keys[20_000]) < len(mock_sky.pixels), "small partitions shared tasks"
     assert any("+" in str(key) for key in keys[20_000])
+    streamed = [str(t["key"]) for t in stream.data]
+    assert not any(key.startswith(("select-", "classify-")) for key in streamed), (
+        "without GPU workers a partition's two stages are one task"
+    )
 
 
 def test_the_largest_tasks_go_first_and_unknown_sizes_last() -> None:
