@@ -416,13 +416,19 @@ def catalog_files(catalog: Catalog) -> dict[str, tuple[Location, str]]:
 
     A listed pixel without a file is named by `partition_files` (CatalogError).
     """
-    base = str(catalog.path).rstrip("/") + "/dataset/"
     files = {}
     for pixel in catalog.pixels:
-        for file in partition_files(catalog, pixel):
-            text = str(file)
-            files[text.removeprefix(base)] = (file, pixel_key(pixel))
+        for name, file in named_partition_files(catalog, pixel).items():
+            files[name] = (file, pixel_key(pixel))
     return files
+
+
+def named_partition_files(
+    catalog: Catalog | CatalogHandle, pixel: PixelLike
+) -> dict[str, Location]:
+    """A pixel's files by their names under dataset/ (the names `catalog_files` gives)."""
+    base = str(catalog.path).rstrip("/") + "/dataset/"
+    return {str(file).removeprefix(base): file for file in partition_files(catalog, pixel)}
 
 
 # --- a config's inputs: the catalog pruned to its region, the cut ---------------------------

@@ -28,13 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lensflow.candidates import candidate_table, write_candidates
-from lensflow.catalog import CatalogHandle, RowFilter, read_partition
+from lensflow.catalog import CatalogHandle, RowFilter, named_partition_files, read_partition
 from lensflow.cutouts import partition_group
 from lensflow.ensemble import ENSEMBLE, P_LENS
 from lensflow.errors import LensflowError
 from lensflow.photometry import photometry_features, score_photometry
 from lensflow.scan.blocks import score_survivors
-from lensflow.scan.state import Marker, write_marker
+from lensflow.scan.state import Marker, file_fingerprint, write_marker
 from lensflow.sky import (
     SPATIAL_INDEX_COLUMN,
     PixelLike,
@@ -166,6 +166,7 @@ class Survivors:
     seconds: dict[str, float] = field(default_factory=dict)
     attempts: int = 1
     rows_in_region: int | None = None  # rows after cuts inside [sky]; None without a region
+    files: dict[str, str] = field(default_factory=dict)  # catalog files read -> their digests
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,12 @@ def _select(pixel: PixelLike, context: StageContext) -> Survivors:
     read = read_partition(
         pixel, catalog=context.catalog, columns=context.read_columns, cut=context.row_filter
     )
+    # What the marker says this partition read, so that a resume knows a changed file by its
+    # content; each task digests its own files, the driver none (lensflow.scan.state).
+    files = {
+        name: file_fingerprint(file)
+        for name, file in named_partition_files(context.catalog, pixel).items()
+    }
     read_seconds = time.perf_counter() - start
     table = read.table
     rows_after_cuts = table.num_rows
@@ -277,6 +284,7 @@ def _select(pixel: PixelLike, context: StageContext) -> Survivors:
         rejected={k: v for k, v in rejected.items() if v},
         seconds=seconds,
         rows_in_region=rows_in_region,
+        files=files,
     )
 
 
@@ -403,6 +411,7 @@ def _classify(survivors: Survivors, context: StageContext) -> Marker:
         sha256=digest,
         fingerprint=context.fingerprint,
         worker=_worker_address(),
+        files=survivors.files,
     )
 
 

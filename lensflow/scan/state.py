@@ -63,6 +63,7 @@ class Marker:
     fingerprint: str = ""
     worker: str | None = None  # the Dask worker that ran the ensemble step
     rows_in_region: int | None = None
+    files: Mapping[str, str] = field(default_factory=dict)  # catalog file read -> its digest
 
     @property
     def order_pixel(self) -> HealpixPixel:
@@ -244,10 +245,19 @@ def _file_records(
     *,
     forced: set[str],
 ) -> dict[str, Any]:
-    """Each file's size, mtime and sha256, digesting only files whose size or mtime changed."""
+    """Each file's size and mtime; a file whose size or mtime changed is digested and compared
+    with the digest its partition's done marker recorded (or the stored record's).
+
+    A new folder digests nothing here: each partition's task digests the files it reads and
+    its marker records them (`file_fingerprint`), so the driver never reads the whole catalog
+    before the first task, and a resume digests only the files whose size or mtime changed.
+    """
     stats = {name: _stat(file) for name, (file, _key) in files.items()}
+    if not stored:
+        return {name: {"size": size, "mtime_ns": mtime} for name, (size, mtime) in stats.items()}
     fresh = [name for name in files if stats[name] != _stat_of(stored.get(name))]
     digests = dict(zip(fresh, _digests([files[name][0] for name in fresh]), strict=True))
+    done = {m.pixel: m for m in read_markers(root) if m.status == "done"} if fresh else {}
     records: dict[str, Any] = {}
     changed: list[tuple[str, str]] = []
     for name, (_file, key) in files.items():
@@ -256,12 +266,15 @@ def _file_records(
             continue
         size, mtime = stats[name]
         records[name] = {"size": size, "mtime_ns": mtime, "sha256": digests[name]}
+        marker = done.get(key)
         old = stored.get(name)
-        if isinstance(old, dict) and old.get("sha256") != digests[name]:
+        before = (marker.files.get(name) if marker is not None else None) or (
+            old.get("sha256") if isinstance(old, dict) else None
+        )
+        if before is not None and before != digests[name]:
             changed.append((name, key))
     if changed:
-        done = {m.pixel for m in read_markers(root) if m.status == "done"} - forced
-        refused = [(name, key) for name, key in changed if key in done]
+        refused = [(name, key) for name, key in changed if key in set(done) - forced]
         if refused:
             lines = [f"  catalog file {name} changed (content)" for name, _ in refused]
             pixels = ",".join(dict.fromkeys(key for _, key in refused))
@@ -295,21 +308,23 @@ def _stat_of(record: Any) -> tuple[Any, Any] | None:
     return record.get("size"), record.get("mtime_ns")
 
 
-def _digests(files: list[Location]) -> list[str]:
-    """sha256 of each local file (threads: hashlib releases the GIL); for a URL, its ETag or
+def file_fingerprint(file: Location) -> str:
+    """A catalog file's identity by content: the sha256 of a local file; for a URL its ETag or
     mtime where the filesystem gives one, else its size (a URL is never downloaded to hash)."""
-    from concurrent.futures import ThreadPoolExecutor
+    if remote(file) is None:
+        return file_digest(Path(str(file)))
+    size, tag = _stat(file)
+    return f"etag:{tag}" if tag is not None else f"size:{size}"
 
-    def digest(file: Location) -> str:
-        if remote(file) is None:
-            return file_digest(Path(str(file)))
-        size, tag = _stat(file)
-        return f"etag:{tag}" if tag is not None else f"size:{size}"
+
+def _digests(files: list[Location]) -> list[str]:
+    """file_fingerprint of each file, in threads (hashlib releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
 
     if not files:
         return []
     with ThreadPoolExecutor(max_workers=min(8, len(files))) as pool:
-        return list(pool.map(digest, files))
+        return list(pool.map(file_fingerprint, files))
 
 
 def read_fingerprint(root: Path) -> dict[str, Any] | None:

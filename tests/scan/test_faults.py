@@ -27,8 +27,10 @@ from distributed import Client, LocalCluster, WorkerPlugin
 
 from lensflow.catalog import inside_pixel
 from lensflow.errors import ClusterError, MissingColumnError, ScanStateError
+from lensflow.io import file_digest
 from lensflow.layout import leaf_path
 from lensflow.scan import rerun_scan, run_scan
+from lensflow.scan import state as scan_state
 from lensflow.scan.state import read_markers
 from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import pixel_key
@@ -94,6 +96,26 @@ def test_a_restored_file_resumes_and_only_its_partition_runs(
     assert (second.ran, second.failed) == (1, 0)
     assert leaf_inodes(output, [p for p in sky.pixels if p != sky.pixels[1]]) == before
     assert all(m.status == "done" for m in read_markers(output))
+
+
+def test_the_driver_digests_no_catalog_file_and_each_marker_records_its_own(
+    sky: MockSky, dask_client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new folder: the partitions' tasks (worker processes) digest the files they read."""
+    digested: list[Any] = []
+    real = scan_state.file_fingerprint
+    monkeypatch.setattr(scan_state, "file_fingerprint", lambda f: digested.append(f) or real(f))
+    output = tmp_path / "scan"
+    assert run_scan(sky_config(sky, output), client=dask_client).failed == 0
+    assert digested == [], "the driver read no catalog file to digest it"
+    markers = read_markers(output)
+    assert len(markers) == len(sky.pixels)
+    for marker in markers:
+        leaf = leaf_path(sky.catalog, marker.order_pixel)
+        assert marker.files == {str(leaf.relative_to(sky.catalog / "dataset")): file_digest(leaf)}
+    os.utime(leaf, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched: digested on resume
+    assert run_scan(sky_config(sky, output), client=dask_client).ran == 0
+    assert digested == [leaf], "a resume digests only the file whose mtime changed"
 
 
 def test_a_changed_file_of_a_done_partition_is_refused_by_name(
