@@ -142,6 +142,48 @@ def int8_lines(manifest: ModelManifest, n_images: int, rounds: int) -> list[str]
     return lines
 
 
+BATCH_BEFORE = 256
+"""The CPU batch before DEFAULT_BATCH (the batch-size table compares the two)."""
+
+
+def bench_batch(
+    manifest: ModelManifest, member: EnsembleMember, n_images: int, rounds: int
+) -> Interleaved:
+    """A one-thread session at DEFAULT_BATCH (A) against the same at BATCH_BEFORE (B)."""
+    shape = (n_images, len(member.bands), member.size, member.size)
+    images = np.random.default_rng(3).normal(0.0, 5.0, size=shape).astype(np.float32)
+    session = bare_session(manifest.path_of(member.file), 1)
+    return interleave(
+        lambda: bare_run(session, images, DEFAULT_BATCH),
+        lambda: bare_run(session, images, BATCH_BEFORE),
+        rounds=rounds,
+    )
+
+
+def batch_lines(manifest: ModelManifest, n_images: int, rounds: int) -> list[str]:
+    """One-thread sessions at DEFAULT_BATCH (A) against BATCH_BEFORE (B), per member."""
+    lines = [
+        "",
+        (
+            f"Batch size: rate ratio of one-thread sessions at {DEFAULT_BATCH} cutouts per run "
+            f"against {BATCH_BEFORE}, interleaved on {n_images} random cutouts, {rounds} rounds "
+            "(above 1: the smaller batch is faster)."
+        ),
+        "",
+        f"| member | img/s at {DEFAULT_BATCH} | img/s at {BATCH_BEFORE} | rate ratio | load |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for member in manifest.ensemble.members:
+        timed = bench_batch(manifest, member, n_images, rounds)
+        low, high = timed.round_ratios
+        lines.append(
+            f"| {member.name} | {n_images / timed.lensflow_median:,.0f} | "
+            f"{n_images / timed.bare_median:,.0f} | {timed.ratio:.2f} [{low:.2f}-{high:.2f}] | "
+            f"{timed.load_text()} |"
+        )
+    return lines
+
+
 def bench_photometry(
     manifest: ModelManifest, n_rows: int, rounds: int
 ) -> tuple[Interleaved, float]:
@@ -213,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{photometry.load_text()} | {one:,.0f} |"
         ),
     ]
+    lines += batch_lines(manifest, args.images // 2, args.rounds)
     lines += int8_lines(manifest, args.images, args.rounds)
     write_result("ensemble", lines)
     rows = [

@@ -25,8 +25,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH = 32
 """Cutouts per ONNX Runtime run on a CPU. Small batches keep a member's activations in the
-core's caches: one thread ran the shipped members 1.22 times faster at 32 than at 256
-(benchmarks/bench_ensemble.py); a GPU takes [ensemble] gpu_batch_size."""
+core's caches: one thread ran the shipped members 1.12-1.41 times faster at 32 than at 256
+(benchmarks/results/ensemble.md); a GPU takes [ensemble] gpu_batch_size."""
 
 ENSEMBLE = "ensemble"
 """The key of the ensemble score (the combination, else the mean), beside the members' names."""
