@@ -121,6 +121,7 @@ class PartitionRead:
     pixel: HealpixPixel
     table: pa.Table
     rows_read: int
+    files: tuple[Location, ...] = ()  # the Parquet files read
 
 
 def open_catalog(
@@ -370,7 +371,8 @@ def read_partition(
     expression = row_filter.expression
     pieces: list[pa.Table] = []
     rows_read = 0
-    for file in partition_files(catalog, pixel):
+    files = partition_files(catalog, pixel)
+    for file in files:
         parquet = check_file_schema(file, schema, needed, pixel=pixel)
         rows = parquet.metadata.num_rows
         rows_read += rows
@@ -388,7 +390,7 @@ def read_partition(
     table = pa.Table.from_batches(batches, schema=target) if batches else target.empty_table()
     if table.num_rows:
         _check_rows_in_pixel(table, pixel, file=catalog.file_of(pixel))
-    return PartitionRead(pixel=pixel, table=table, rows_read=rows_read)
+    return PartitionRead(pixel=pixel, table=table, rows_read=rows_read, files=tuple(files))
 
 
 def _pieces(parquet: pq.ParquetFile, columns: list[str], *, rows: int) -> Iterator[pa.Table]:
@@ -418,17 +420,14 @@ def catalog_files(catalog: Catalog) -> dict[str, tuple[Location, str]]:
     """
     files = {}
     for pixel in catalog.pixels:
-        for name, file in named_partition_files(catalog, pixel).items():
-            files[name] = (file, pixel_key(pixel))
+        for file in partition_files(catalog, pixel):
+            files[dataset_name(catalog, file)] = (file, pixel_key(pixel))
     return files
 
 
-def named_partition_files(
-    catalog: Catalog | CatalogHandle, pixel: PixelLike
-) -> dict[str, Location]:
-    """A pixel's files by their names under dataset/ (the names `catalog_files` gives)."""
-    base = str(catalog.path).rstrip("/") + "/dataset/"
-    return {str(file).removeprefix(base): file for file in partition_files(catalog, pixel)}
+def dataset_name(catalog: Catalog | CatalogHandle, file: Location) -> str:
+    """A catalog file's name under the catalog's dataset/ folder."""
+    return str(file).removeprefix(str(catalog.path).rstrip("/") + "/dataset/")
 
 
 # --- a config's inputs: the catalog pruned to its region, the cut ---------------------------

@@ -1,7 +1,7 @@
 """A partition's survivors scored block by block, the next block's cutouts read while one scores.
 
-Survivors are read from the cutout store in blocks of READ_BLOCKS scoring batches (1,024
-cutouts at the CPU batch of 256; 4,096 at a GPU's 1,024). With more than one block, a reader
+Survivors are read from the cutout store in blocks of READ_BLOCKS scoring batches (128
+cutouts at the CPU batch of 32; 4,096 at a GPU's 1,024). With more than one block, a reader
 thread reads the next block while the sessions score this one, so a GPU is not left waiting for
 Zarr decoding, and a worker holds at most two blocks of images however large its partition.
 Each block is checked for non-finite pixels, scored by the ensemble and, where the scan runs

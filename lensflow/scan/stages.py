@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lensflow.candidates import candidate_table, write_candidates
-from lensflow.catalog import CatalogHandle, RowFilter, named_partition_files, read_partition
+from lensflow.catalog import CatalogHandle, RowFilter, dataset_name, read_partition
 from lensflow.cutouts import partition_group
 from lensflow.ensemble import ENSEMBLE, P_LENS
 from lensflow.errors import LensflowError
@@ -252,10 +252,7 @@ def _select(pixel: PixelLike, context: StageContext) -> Survivors:
     )
     # What the marker says this partition read, so that a resume knows a changed file by its
     # content; each task digests its own files, the driver none (lensflow.scan.state).
-    files = {
-        name: file_fingerprint(file)
-        for name, file in named_partition_files(context.catalog, pixel).items()
-    }
+    files = {dataset_name(context.catalog, f): file_fingerprint(f) for f in read.files}
     read_seconds = time.perf_counter() - start
     table = read.table
     rows_after_cuts = table.num_rows

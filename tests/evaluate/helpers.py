@@ -3,6 +3,8 @@ tests (tests/evaluate, tests/train/test_calibrate.py, tests/cli/test_models.py).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,13 +49,25 @@ def write_models(folder: Path, gains: dict[str, float], *, extra: str = "") -> P
 
     extra: TOML text appended (e.g. an [ensemble.metrics] table).
     """
+    writers = {
+        name: functools.partial(mean_sigmoid_model, input_name="images", rank=4, gain=gain)
+        for name, gain in gains.items()
+    }
+    return write_manifest_of(folder, writers, extra=extra)
+
+
+def write_manifest_of(
+    folder: Path, members: dict[str, Callable[[Path], None]], *, extra: str = ""
+) -> Path:
+    """A manifest in folder: a photometry gate and one member per name, each file written by
+    its function (given the path); its path. extra: TOML text appended."""
     folder.mkdir(parents=True, exist_ok=True)
     mean_sigmoid_model(folder / "photometry.onnx", input_name="magnitudes", rank=2, gain=1.0)
-    members = ""
-    for name, gain in gains.items():
-        mean_sigmoid_model(folder / f"{name}.onnx", input_name="images", rank=4, gain=gain)
+    text = ""
+    for name, write in members.items():
+        write(folder / f"{name}.onnx")
         digest = file_digest(folder / f"{name}.onnx")
-        members += (
+        text += (
             f'[[ensemble.members]]\nname = "{name}"\nfile = "{name}.onnx"\n'
             f'sha256 = "{digest}"\n{MEMBER_SPEC}'
         )
@@ -68,7 +82,7 @@ threshold = 0.5
 features = ["mag_g", "mag_r", "mag_i", "mag_z"]
 [ensemble]
 threshold = 0.5
-{members}{extra}"""
+{text}{extra}"""
     )
     return manifest
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from lensflow.evaluate import evaluate_store
 from lensflow.io import file_digest
 from lensflow.registry import load_manifest
 from lensflow.train.quantize import quantize_manifest
-from tests.evaluate.helpers import MEMBER_SPEC, mean_sigmoid_model, noisy_set
+from tests.evaluate.helpers import noisy_set, write_manifest_of
 
 onnx = pytest.importorskip("onnx")
 
@@ -48,29 +49,8 @@ def conv_model(path: Path, *, seed: int) -> None:
 
 def write_conv_models(folder: Path, names: list[str]) -> Path:
     """A manifest of a photometry gate and one convolutional member per name; its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    mean_sigmoid_model(folder / "photometry.onnx", input_name="magnitudes", rank=2, gain=1.0)
-    members = ""
-    for k, name in enumerate(names):
-        conv_model(folder / f"{name}.onnx", seed=k)
-        members += (
-            f'[[ensemble.members]]\nname = "{name}"\nfile = "{name}.onnx"\n'
-            f'sha256 = "{file_digest(folder / f"{name}.onnx")}"\n{MEMBER_SPEC}'
-        )
-    manifest = folder / "manifest.toml"
-    manifest.write_text(
-        f"""version = 1
-[photometry]
-name = "p"
-file = "photometry.onnx"
-sha256 = "{file_digest(folder / "photometry.onnx")}"
-threshold = 0.5
-features = ["mag_g", "mag_r", "mag_i", "mag_z"]
-[ensemble]
-threshold = 0.5
-{members}"""
-    )
-    return manifest
+    writers = {name: functools.partial(conv_model, seed=k) for k, name in enumerate(names)}
+    return write_manifest_of(folder, writers)
 
 
 def test_variants_are_written_recorded_and_follow_float32(tmp_path: Path) -> None:
