@@ -4,10 +4,10 @@ Each partition is a task chain keyed by its pixel: on a cluster with GPU workers
 (select-K-P on any worker, classify-K-P asking for GPU=1), without them one (scan-K-P doing
 both, so a partition pays for one task and its survivors never leave their worker). Small
 partitions (fewer rows than `cluster.rows_per_task`, by the catalog's _metadata) share a chain
-(select-K-P+N, scan-K-P+N), each still with its own outcome and marker. At most `cluster.max_in_flight`
-chains are in flight, so the scheduler's memory stays flat for a sky of any size. A chain that
-raises (a worker killed too often) is recorded as failed, its partitions run again one per
-chain, and the scan goes on. Before the first chain, the workers are warmed (lensflow.scan.warm).
+(select-K-P+N, scan-K-P+N), each still with its own outcome and marker. At most
+`cluster.max_in_flight` chains are in flight, so the scheduler's memory stays flat for a sky of
+any size. A chain that raises (a worker killed too often) is recorded as failed, its partitions
+run again one per chain, and the scan goes on. Before the first chain, the workers are warmed (lensflow.scan.warm).
 """
 
 from __future__ import annotations

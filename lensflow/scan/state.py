@@ -274,7 +274,8 @@ def _file_records(
         if before is not None and before != digests[name]:
             changed.append((name, key))
     if changed:
-        refused = [(name, key) for name, key in changed if key in set(done) - forced]
+        kept = set(done) - forced  # done partitions a changed file would invalidate
+        refused = [(name, key) for name, key in changed if key in kept]
         if refused:
             lines = [f"  catalog file {name} changed (content)" for name, _ in refused]
             pixels = ",".join(dict.fromkeys(key for _, key in refused))
