@@ -9,11 +9,13 @@ ONNX members and one Parquet file of scored rows. The funnel counts (rows read,
 after cuts, after photometry, candidates) must be identical. Interleaved (benchmarks.common).
 
 Skies (benchmarks.skies): 30k, 150k (the demo's), 300k and 1 M sources as simulated (~30
-partitions) and re-partitioned into ~3,000. Where a size has not been simulated, its tiled
-copy of the demo sky (`python -m benchmarks.skies N --tiled --partitions 30 3000`) stands in,
-labelled as such; a size with neither is skipped and listed.
+partitions), with the demo's rows per partition (-1: ~5,400 rows each, so the partitions grow
+in number with the sky, as hats-import's threshold makes them) and re-partitioned into ~3,000.
+Where a size has not been simulated, its tiled copy of the demo sky (`python -m
+benchmarks.skies N --tiled --partitions 30 56 187 3000`) stands in, labelled as such; a size
+with neither is skipped and listed.
 
-    python -m benchmarks.bench_scan [--sources 150000 ...] [--partitions 0 3000] [--rounds 5]
+    python -m benchmarks.bench_scan [--sources 150000 ...] [--partitions 0 -1 3000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -62,8 +64,10 @@ from lensflow.scan import run_scan
 from lensflow.scan.state import funnel_totals, read_markers
 
 SOURCES = (30_000, 150_000, 300_000, 1_000_000)
-PARTITIONS = (0, 3_000)  # 0: the sky as simulated (~30 partitions)
+DEMO_SIZED = -1  # as many partitions as hold the demo's rows per partition
+PARTITIONS = (0, DEMO_SIZED, 3_000)  # 0: the sky as simulated (~30 partitions)
 NATURAL = 30  # partitions of a tiled sky standing in for a simulated one
+DEMO_PARTITIONS = 28  # the demo sky's: 150,000 sources, ~5,360 rows per partition
 ABOVE = "above 1: noise, or the bare pipeline's static split of the partitions"
 NOTE = (
     "Above 1: the bare pipeline shares the partitions out to its processes before it starts "
@@ -88,6 +92,16 @@ class SkyResult:
 
     def per_core(self, seconds: float) -> float:
         return self.sources / seconds / self.cores
+
+    @property
+    def series(self) -> int:
+        """0: ~30 partitions; 1: the demo's rows per partition (above the demo's size); 2: ~3,000."""
+        if self.partitions > 1_000:
+            return 2
+        sized = demo_sized(self.sources)
+        return (
+            1 if self.sources > DEMO_SOURCES and abs(self.partitions - sized) < 0.2 * sized else 0
+        )
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -254,8 +268,22 @@ def bench_sky(
     return SkyResult(sources, partitions, kind, timing, funnel, cores)
 
 
+def demo_sized(sources: int) -> int:
+    """Partitions of a sky of `sources` holding the demo's rows per partition."""
+    return round(sources * DEMO_PARTITIONS / DEMO_SOURCES)
+
+
 def choose_sky(sources: int, partitions: int) -> tuple[Path, str] | None:
-    """The sky of that size and partitioning: simulated, else a tiled demo sky, else None."""
+    """The sky of that size and partitioning: simulated, else a tiled demo sky, else None.
+
+    DEMO_SIZED partitions: a tiled sky above the demo's size; None at or below it (the demo is
+    in the ~30-partition series, and a smaller sky cannot hold whole demo-sized partitions).
+    """
+    if partitions == DEMO_SIZED:
+        if sources <= DEMO_SOURCES:
+            return None
+        tiled = SKIES / f"tiled-{sources}-p{demo_sized(sources)}"
+        return (tiled, "tiled") if (tiled / "scan.toml").is_file() else None
     simulated = sky_folder(sources) if partitions == 0 else SKIES / f"sky-{sources}-p{partitions}"
     if (simulated / "scan.toml").is_file():
         return simulated, "demo" if sources == DEMO_SOURCES else "simulated"
@@ -325,7 +353,10 @@ def main(argv: list[str] | None = None) -> None:
             for sources in args.sources:
                 found = choose_sky(sources, partitions)
                 if found is None:
-                    where = f", ~{partitions:,} partitions" if partitions else ""
+                    if partitions == DEMO_SIZED and sources <= DEMO_SOURCES:
+                        continue  # the demo itself is in the ~30-partition series
+                    count = demo_sized(sources) if partitions == DEMO_SIZED else partitions
+                    where = f", ~{count:,} partitions" if count else ""
                     missing.append(f"{sources:,} sources{where}")
                     continue
                 sky, kind = found
@@ -344,6 +375,31 @@ def main(argv: list[str] | None = None) -> None:
     report(merged(), missing, rounds=args.rounds)
 
 
+def linearity(results: list[SkyResult]) -> list[str]:
+    """The 1 M-source sky's rate per core against the demo's, per partitioning (cost per row)."""
+    demo = next((r for r in results if r.sources == DEMO_SOURCES and r.series == 0), None)
+    if demo is None:
+        return []
+    lines = []
+    names = {0: "~30 partitions", 1: "the demo's rows per partition"}
+    for series, name in names.items():
+        large = next((r for r in results if r.sources == 1_000_000 and r.series == series), None)
+        if large is None:
+            continue
+        pair = (
+            [r.per_core(r.timing.lensflow_median) for r in (demo, large)],
+            [r.per_core(r.timing.bare_median) for r in (demo, large)],
+        )
+        (l150, l1m), (b150, b1m) = pair
+        lines.append(
+            f"- per core, 150,000 against 1,000,000 sources ({name}, {large.partitions} "
+            f"partitions of ~{large.sources / large.partitions:,.0f} rows): lensflow "
+            f"{l150:,.0f} vs {l1m:,.0f} ({l150 / l1m - 1:+.0%}), bare {b150:,.0f} vs {b1m:,.0f} "
+            f"({b150 / b1m - 1:+.0%})"
+        )
+    return ["", *lines] if lines else []
+
+
 def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None:
     """Write results/scan.md and scan.json."""
     lines = [
@@ -358,15 +414,17 @@ def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None
         CONVENTION,
         "",
         (
-            "| sources | sky | partitions | run_scan s | bare s | rate ratio | lensflow src/s/core "
-            "| bare src/s/core | funnel: read / cuts / photometry / candidates | load |"
+            "| sources | sky | partitions | rows/partition | run_scan s | bare s | rate ratio "
+            "| lensflow src/s/core | bare src/s/core | funnel: read / cuts / photometry / candidates "
+            "| load |"
         ),
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
-    for r in sorted(results, key=lambda r: (r.partitions > 1_000, r.sources)):
+    for r in sorted(results, key=lambda r: (r.series, r.sources)):
         t = r.timing
         lines.append(
-            f"| {r.sources:,} | {r.kind} | {r.partitions:,} | {t.lensflow_median:.2f} "
+            f"| {r.sources:,} | {r.kind} | {r.partitions:,} | {r.sources / r.partitions:,.0f} "
+            f"| {t.lensflow_median:.2f} "
             f"| {t.bare_median:.2f} "
             f"| {t.ratio_cell(above=ABOVE)} | {r.per_core(t.lensflow_median):,.0f} "
             f"| {r.per_core(t.bare_median):,.0f} | {' / '.join(f'{n:,}' for n in r.funnel)} "
@@ -374,6 +432,7 @@ def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None
         )
     if any(r.timing.noisy for r in results):
         lines += ["", NOTE]
+    lines += linearity(results)
     if any(r.kind == "tiled" for r in results):
         lines += ["", TILED]
     simulated = [json.loads(f.read_text()) for f in sorted(SKIES.glob("sky-*/simulated.json"))]
