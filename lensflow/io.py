@@ -106,13 +106,14 @@ def write_text(path: Path, text: str) -> str:
     return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_parquet(path: Path, table: pa.Table) -> str:
-    """Write a Parquet file atomically (zstd, statistics); returns its sha256.
+def write_parquet(path: Path, table: pa.Table, *, compression: str = "zstd") -> str:
+    """Write a Parquet file atomically (zstd unless told, statistics); returns its sha256.
 
     The same table always gives the same bytes, so a task that runs twice writes the same file.
     """
     return write_atomic(
-        path, lambda tmp: pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+        path,
+        lambda tmp: pq.write_table(table, tmp, compression=compression, write_statistics=True),
     )
 
 
