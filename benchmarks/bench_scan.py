@@ -297,7 +297,7 @@ TILED = (
     "tiled: copies of the demo sky side by side in RA (`python -m benchmarks.skies N --tiled`), "
     "standing in where a sky of that size has not been simulated: each copy repeats the "
     "demo's rows and cutouts, so the funnel scales exactly and the cost per row is the "
-    "demo's; for cost scaling, not science. Simulation times:"
+    "demo's; for cost scaling, not science."
 )
 
 
@@ -436,6 +436,8 @@ def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None
     if any(r.kind == "tiled" for r in results):
         lines += ["", TILED]
     simulated = [json.loads(f.read_text()) for f in sorted(SKIES.glob("sky-*/simulated.json"))]
+    if simulated:
+        lines += ["", "Simulation times:"]
     for sim in simulated:
         lines.append(
             f"- the simulator made the {sim['sources']:,}-source sky in {sim['seconds']:,.0f} s "
