@@ -276,12 +276,9 @@ def demo_sized(sources: int) -> int:
 def choose_sky(sources: int, partitions: int) -> tuple[Path, str] | None:
     """The sky of that size and partitioning: simulated, else a tiled demo sky, else None.
 
-    DEMO_SIZED partitions: a tiled sky above the demo's size; None at or below it (the demo is
-    in the ~30-partition series, and a smaller sky cannot hold whole demo-sized partitions).
+    DEMO_SIZED partitions: the tiled sky of demo_sized(sources) partitions.
     """
     if partitions == DEMO_SIZED:
-        if sources <= DEMO_SOURCES:
-            return None
         tiled = SKIES / f"tiled-{sources}-p{demo_sized(sources)}"
         return (tiled, "tiled") if (tiled / "scan.toml").is_file() else None
     simulated = sky_folder(sources) if partitions == 0 else SKIES / f"sky-{sources}-p{partitions}"
@@ -351,10 +348,10 @@ def main(argv: list[str] | None = None) -> None:
     ):
         for partitions in args.partitions:  # the ~30-partition series first: it is quick
             for sources in args.sources:
+                if partitions == DEMO_SIZED and sources <= DEMO_SOURCES:
+                    continue  # the demo is in the ~30-partition series; a smaller sky has none
                 found = choose_sky(sources, partitions)
                 if found is None:
-                    if partitions == DEMO_SIZED and sources <= DEMO_SOURCES:
-                        continue  # the demo itself is in the ~30-partition series
                     count = demo_sized(sources) if partitions == DEMO_SIZED else partitions
                     where = f", ~{count:,} partitions" if count else ""
                     missing.append(f"{sources:,} sources{where}")
@@ -386,11 +383,8 @@ def linearity(results: list[SkyResult]) -> list[str]:
         large = next((r for r in results if r.sources == 1_000_000 and r.series == series), None)
         if large is None:
             continue
-        pair = (
-            [r.per_core(r.timing.lensflow_median) for r in (demo, large)],
-            [r.per_core(r.timing.bare_median) for r in (demo, large)],
-        )
-        (l150, l1m), (b150, b1m) = pair
+        l150, l1m = (r.per_core(r.timing.lensflow_median) for r in (demo, large))
+        b150, b1m = (r.per_core(r.timing.bare_median) for r in (demo, large))
         lines.append(
             f"- per core, 150,000 against 1,000,000 sources ({name}, {large.partitions} "
             f"partitions of ~{large.sources / large.partitions:,.0f} rows): lensflow "
