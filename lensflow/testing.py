@@ -37,6 +37,7 @@ __all__ = [
     "loopback_cluster",
     "make_small_sky",
     "onnx_reference",
+    "settle",
     "sky_config",
     "survey_frame",
 ]
@@ -52,6 +53,34 @@ def loopback_cluster(n_workers: int = 2) -> LocalCluster:
     The scheduler still serves its plain HTTP endpoints (health, metrics), on 127.0.0.1.
     """
     return local_cluster(ClusterConfig(n_workers=n_workers, threads_per_worker=1, dashboard=False))
+
+
+def settle(cluster: LocalCluster, client: Client, *, timeout: float = 120.0) -> None:
+    """Wait until every nanny of `cluster` has its worker process up and registered.
+
+    After a test kills a worker its nanny starts another; closing the cluster while that one
+    is still starting can hang in the nanny's kill (it waits for a start that never ends).
+
+    Raises:
+        TimeoutError: not settled within `timeout` seconds.
+    """
+    import time
+
+    from distributed.core import Status
+
+    deadline = time.monotonic() + timeout
+    client.wait_for_workers(len(cluster.worker_spec), timeout=timeout)
+    while True:
+        registered = set(client.scheduler_info(n_workers=-1)["workers"])
+        processes = [getattr(nanny, "process", None) for nanny in cluster.workers.values()]
+        if all(
+            p is not None and p.status == Status.running and p.worker_address in registered
+            for p in processes
+        ):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the cluster's workers did not settle within {timeout:.0f} s")
+        time.sleep(0.1)
 
 
 def make_small_sky(out: Path, *, client: Client | None = None) -> MockSky:

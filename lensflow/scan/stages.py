@@ -32,6 +32,7 @@ from lensflow.catalog import CatalogHandle, RowFilter, dataset_name, read_partit
 from lensflow.cutouts import partition_group
 from lensflow.ensemble import ENSEMBLE, P_LENS
 from lensflow.errors import LensflowError
+from lensflow.layout import leaf_path
 from lensflow.photometry import photometry_features, score_photometry
 from lensflow.scan.blocks import score_survivors
 from lensflow.scan.state import Marker, file_fingerprint, write_marker
@@ -423,7 +424,16 @@ def _worker_address() -> str | None:
 
 
 def failure_result(failure: Failure, *, context: AnyContext) -> PartitionResult:
-    """Record a failed partition's marker; the scan goes on with the rest."""
+    """Record a failed partition's marker; the scan goes on with the rest.
+
+    A candidate file of an earlier run of the partition (a forced rerun that failed) is removed
+    with its done marker, so that the candidate catalog holds only done partitions.
+    """
+    stale = leaf_path(context.output, failure.pixel)
+    try:
+        stale.unlink(missing_ok=True)
+    except OSError as exc:  # a read-only folder: the marker still says failed
+        logger.warning("pixel %s: could not remove %s (%s)", pixel_key(failure.pixel), stale, exc)
     marker = Marker(
         pixel=pixel_key(failure.pixel),
         status="failed",

@@ -34,7 +34,7 @@ from lensflow.scan import state as scan_state
 from lensflow.scan.state import read_markers
 from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import pixel_key
-from lensflow.testing import copy_sky, leaf_inodes, loopback_cluster, sky_config
+from lensflow.testing import copy_sky, leaf_inodes, loopback_cluster, settle, sky_config
 
 pytestmark = pytest.mark.faults
 
@@ -116,6 +116,29 @@ def test_the_driver_digests_no_catalog_file_and_each_marker_records_its_own(
     os.utime(leaf, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched: digested on resume
     assert run_scan(sky_config(sky, output), client=dask_client).ran == 0
     assert digested == [leaf], "a resume digests only the file whose mtime changed"
+
+
+def test_a_done_partition_failing_its_rerun_leaves_the_candidate_catalog_consistent(
+    sky: MockSky, dask_client: Client, tmp_path: Path
+) -> None:
+    """Its old candidate file goes with its done marker: _metadata, the partition list and the
+    row count of the candidate catalog agree, and lsdb reads only the done partitions."""
+    import lsdb
+
+    output = tmp_path / "scan"
+    assert run_scan(sky_config(sky, output), client=dask_client).failed == 0
+    victim = sky.pixels[1]
+    leaf = leaf_path(sky.catalog, victim)
+    leaf.write_bytes(leaf.read_bytes()[:100])  # truncated: its rerun fails
+    assert rerun_scan(output, [victim], client=dask_client).failed == 1
+    done = [m for m in read_markers(output) if m.status == "done"]
+    assert len(done) == len(sky.pixels) - 1
+    assert not leaf_path(output, victim).exists()
+    rows = sum(pq.read_metadata(output / str(m.output)).num_rows for m in done)
+    assert pq.read_metadata(output / "dataset" / "_metadata").num_rows == rows
+    catalog = lsdb.read_hats(output)
+    assert victim not in catalog.get_healpix_pixels()
+    assert len(catalog.compute()) == rows == catalog.hc_structure.catalog_info.total_rows
 
 
 def test_a_changed_file_of_a_done_partition_is_refused_by_name(
@@ -272,8 +295,7 @@ def test_a_poison_pixel_fails_after_allowed_failures_and_the_rest_finish(
     ):
         client.register_plugin(Poison())
         outcome = run_scan(sky_config(mock_sky, tmp_path / "scan"), client=client)
-        # the nannies restart the killed workers; a cluster closed mid-restart can hang
-        client.wait_for_workers(2, timeout=120)
+        settle(cluster, client)  # the nannies restart the killed workers
     assert (outcome.failed, outcome.exit_status) == (1, 2)
     markers = {m.pixel: m for m in read_markers(tmp_path / "scan")}
     assert markers[victim].status == "failed" and markers[victim].error_kind == "worker"

@@ -32,7 +32,14 @@ from lensflow.scan.run import remove_stale_temporaries
 from lensflow.scan.state import read_markers
 from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import HealpixPixel, pixel_key
-from lensflow.testing import copy_sky, hats_import, leaf_inodes, loopback_cluster, sky_config
+from lensflow.testing import (
+    copy_sky,
+    hats_import,
+    leaf_inodes,
+    loopback_cluster,
+    settle,
+    sky_config,
+)
 
 
 def test_every_partition_is_done_with_a_funnel(scanned: Path, mock_sky: MockSky) -> None:
@@ -299,6 +306,7 @@ def test_sigkill_of_a_worker_mid_scan(mock_sky: MockSky, tmp_path: Path) -> None
         outcome = run_scan(
             sky_config(mock_sky, tmp_path / "scan"), client=client, progress=kill_once
         )
+        settle(cluster, client)  # its nanny restarts the killed worker
     assert killed, "the scan finished before a worker could be killed"
     markers = read_markers(tmp_path / "scan")
     assert outcome.failed == 0
