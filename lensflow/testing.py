@@ -69,7 +69,6 @@ def settle(cluster: LocalCluster, client: Client, *, timeout: float = 120.0) -> 
     from distributed.core import Status
 
     deadline = time.monotonic() + timeout
-    client.wait_for_workers(len(cluster.worker_spec), timeout=timeout)
     while True:
         registered = set(client.scheduler_info(n_workers=-1)["workers"])
         processes = [getattr(nanny, "process", None) for nanny in cluster.workers.values()]
