@@ -162,12 +162,16 @@ def local_cluster(cluster: ClusterConfig) -> LocalCluster:
     """A LocalCluster of worker processes bound to 127.0.0.1 (dashboard on localhost only).
 
     With [cluster.tls], scheduler, workers and client talk tls:// with its certificates. The
-    workers start with WORKER_MALLOC in their environment.
+    workers start with WORKER_MALLOC in their environment. Nannies restart a dead worker
+    within seconds, so a cluster left with no worker for `no_workers_timeout` seconds will
+    not get one back: its tasks fail then (a batch cluster's workers may queue for hours, so
+    this is for local clusters only).
     """
     tls: dict[str, Any] = {}
     if cluster.tls is not None:
         tls = {"protocol": "tls", "security": tls_security(cluster.tls)}
-    with worker_environment():
+    idle = {"distributed.scheduler.no-workers-timeout": f"{cluster.no_workers_timeout}s"}
+    with worker_environment(), dask.config.set(idle):
         return LocalCluster(
             n_workers=cluster.n_workers,
             threads_per_worker=cluster.threads_per_worker,

@@ -116,6 +116,9 @@ class ClusterConfig(ClusterSection):
     rows_per_task: int = Field(default=20_000, ge=0)  # small partitions share a task; 0: never
     dashboard: bool = True
     connect_timeout: float = Field(default=10.0, gt=0.0)  # seconds to reach a scheduler
+    # local: seconds a task may wait while the cluster has no worker at all, then it fails
+    # (its partitions recorded as failed) instead of the scan waiting for ever
+    no_workers_timeout: float = Field(default=300.0, gt=0.0)
     tls: TLSConfig | None = None
     slurm: SlurmConfig | None = None  # None: the defaults, for kind "slurm"
     kubernetes: KubernetesConfig | None = None  # None: the defaults, for kind "kubernetes"

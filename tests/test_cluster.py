@@ -13,9 +13,16 @@ from typing import Any, NamedTuple
 import dask
 import pytest
 from distributed import Client, LocalCluster
+from distributed.scheduler import NoWorkerError
 from distributed.security import Security
 
-from lensflow.cluster import WORKER_MALLOC, connect, dashboard_link, has_gpu_workers
+from lensflow.cluster import (
+    WORKER_MALLOC,
+    connect,
+    dashboard_link,
+    has_gpu_workers,
+    local_cluster,
+)
 from lensflow.config import ClusterConfig
 from lensflow.errors import EXIT_UNAVAILABLE, ClusterError, ConfigError
 from lensflow.simulate.mock_sky import MockSky
@@ -38,6 +45,18 @@ def test_allowed_failures_is_set_explicitly() -> None:
             lambda: dask.config.get("distributed.scheduler.allowed-failures")
         )
     assert value == 5
+
+
+def test_a_local_cluster_left_without_workers_fails_its_tasks_instead_of_waiting() -> None:
+    config = ClusterConfig(n_workers=1, no_workers_timeout=1.0, dashboard=False)
+    with local_cluster(config) as cluster, Client(cluster) as client:
+        cluster.scale(0)
+        deadline = time.monotonic() + 30
+        while client.scheduler_info(n_workers=-1)["workers"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        future = client.submit(sum, [1, 2], pure=False)
+        with pytest.raises(NoWorkerError):
+            future.result(timeout=30)
 
 
 def test_local_workers_start_with_the_malloc_settings(monkeypatch: pytest.MonkeyPatch) -> None:
