@@ -6,7 +6,8 @@ Scans, mock skies and training sets all run through `connect`. Kinds: a LocalClu
 
 Who may talk to whom is `cluster_security`'s: loopback or TLS, remote plain TCP only with
 `insecure=True` (`--insecure`). Joining fails in `connect_timeout` seconds with one line
-(refused, silent, or a certificate refused). Worker processes started here get WORKER_MALLOC.
+(refused, silent, or a certificate refused). Worker processes started here get WORKER_MALLOC,
+and every cluster's scheduler and workers WORKER_SETTINGS (`dask_settings`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ from lensflow.errors import ClusterError
 
 __all__ = [
     "WORKER_MALLOC",
+    "WORKER_SETTINGS",
     "check_scheduler_address",
     "connect",
     "dashboard_link",
+    "dask_environment",
+    "dask_settings",
     "has_gpu_workers",
     "is_loopback",
     "join",
@@ -56,6 +60,41 @@ becomes a fresh mmap, page-faulted and unmapped again, and the zarr reads of a s
 survivors took 2.1 times as long. These are the ceilings glibc's own dynamic thresholds reach
 (allocations above 32 MiB are mapped; a free heap top above 64 MiB is returned), fixed.
 """
+
+
+WORKER_SETTINGS: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,  # statistical profiler: every 10 ms
+    "distributed.admin.tick.interval": "1s",  # event-loop health check: every 20 ms
+    "distributed.admin.system-monitor.interval": "2s",  # CPU, memory, network: every 500 ms
+    "distributed.worker.memory.monitor-interval": "1s",  # memory limit checks: every 100 ms
+}
+"""Dask's background sampling in schedulers, nannies and workers, less often than its defaults.
+
+On the 2-core machine an idle LocalCluster of two workers used 0.14 cores with the defaults
+(after them) and 0.02 with these; interleaved on the demo sky, a scan took 8-9 % less time
+(median 1.105 s against 1.217 s, 12 rounds). The dashboard's Profile page stays empty unless
+[cluster] profile = true; a memory limit is enforced within a second instead of 0.1 s.
+"""
+
+
+def dask_settings(cluster: ClusterConfig) -> dict[str, Any]:
+    """The Dask config lensflow sets for a cluster's scheduler, nannies and workers."""
+    profile = {"distributed.worker.profile.enabled": True} if cluster.profile else {}
+    return {
+        "distributed.scheduler.allowed-failures": cluster.allowed_failures,
+        "distributed.worker.daemon": False,
+        **WORKER_SETTINGS,
+        **profile,
+    }
+
+
+def dask_environment(settings: dict[str, Any]) -> dict[str, str]:
+    """Dask config as the DASK_* variables a process started elsewhere (a pod, a job) reads."""
+    names = {}
+    for key, value in settings.items():
+        name = "DASK_" + "__".join(part.upper().replace("-", "_") for part in key.split("."))
+        names[name] = str(value)
+    return names
 
 
 @contextmanager
@@ -217,8 +256,7 @@ STARTERS: dict[str, Callable[..., AbstractContextManager[Client]]] = {
 def connect(cluster: ClusterConfig, *, insecure: bool = False) -> Iterator[Client]:
     """A Client on the cluster [cluster] describes: started here, submitted, or joined."""
     settings = {
-        "distributed.scheduler.allowed-failures": cluster.allowed_failures,
-        "distributed.worker.daemon": False,
+        **dask_settings(cluster),
         **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()},
     }
     with dask.config.set(settings), STARTERS[cluster.kind_name](cluster, insecure=insecure) as c:

@@ -115,6 +115,7 @@ class ClusterConfig(ClusterSection):
     max_in_flight: int = Field(default=256, gt=0)
     rows_per_task: int = Field(default=20_000, ge=0)  # small partitions share a task; 0: never
     dashboard: bool = True
+    profile: bool = False  # Dask's statistical profiler on the workers (the dashboard's Profile)
     connect_timeout: float = Field(default=10.0, gt=0.0)  # seconds to reach a scheduler
     # local: seconds a task may wait while the cluster has no worker at all, then it fails
     # (its partitions recorded as failed) instead of the scan waiting for ever

@@ -42,11 +42,11 @@ def _operator() -> Any:
 
 
 def _env(cluster: ClusterConfig) -> dict[str, str]:
-    """Dask settings every pod gets: the scheduler's allowed failures, non-daemon workers."""
-    return {
-        "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": str(cluster.allowed_failures),
-        "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
-    }
+    """Dask settings every pod gets: the scheduler's allowed failures, non-daemon workers,
+    Dask's background sampling as on every lensflow cluster (lensflow.cluster.dask_settings)."""
+    from lensflow.cluster import dask_environment, dask_settings
+
+    return dask_environment(dask_settings(cluster))
 
 
 def _resources(k8s: KubernetesConfig, *, gpu: bool) -> dict[str, dict[str, str]]:

@@ -10,6 +10,7 @@ without starting a scheduler or submitting anything.
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 from distributed import Client
 
+from lensflow.cluster import WORKER_MALLOC, dask_environment, dask_settings
 from lensflow.cluster_config import ClusterConfig
 from lensflow.cluster_security import is_loopback, tls_security
 from lensflow.errors import ClusterError, ConfigError
@@ -56,6 +58,10 @@ def job_options(cluster: ClusterConfig, *, check: bool = True) -> dict[str, Any]
         "local_directory": None if slurm.local_directory is None else str(slurm.local_directory),
         "python": slurm.python,
         "interface": slurm.interface,
+        "job_script_prologue": [
+            f"export {name}={shlex.quote(value)}"
+            for name, value in {**dask_environment(dask_settings(cluster)), **WORKER_MALLOC}.items()
+        ],
     }
     if cluster.tls is not None:
         options |= {"protocol": "tls://", "security": tls_security(cluster.tls, check=check)}

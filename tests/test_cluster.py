@@ -18,8 +18,11 @@ from distributed.security import Security
 
 from lensflow.cluster import (
     WORKER_MALLOC,
+    WORKER_SETTINGS,
     connect,
     dashboard_link,
+    dask_environment,
+    dask_settings,
     has_gpu_workers,
     local_cluster,
 )
@@ -45,6 +48,32 @@ def test_allowed_failures_is_set_explicitly() -> None:
             lambda: dask.config.get("distributed.scheduler.allowed-failures")
         )
     assert value == 5
+
+
+def _busy(seconds: float) -> int:
+    end, n = time.perf_counter() + seconds, 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def test_workers_sample_in_the_background_less_often_and_profile_only_when_asked() -> None:
+    with connect(ClusterConfig(n_workers=1, dashboard=False)) as client:
+        for key, value in WORKER_SETTINGS.items():
+            assert set(client.run(dask.config.get, key).values()) == {value}, key
+            assert client.run_on_scheduler(dask.config.get, key) == value, key
+        client.submit(_busy, 0.5, pure=False).result()
+        assert client.profile()["count"] == 0, "the profiler sampled a task"
+    with connect(ClusterConfig(n_workers=1, dashboard=False, profile=True)) as client:
+        client.submit(_busy, 0.5, pure=False).result()
+        assert client.profile()["count"] > 10
+
+
+def test_dask_settings_read_back_from_the_environment_a_pod_or_job_gets() -> None:
+    settings = dask_settings(ClusterConfig(allowed_failures=4))
+    read = dask.config.collect_env(dask_environment(settings))
+    for key, value in settings.items():
+        assert dask.config.get(key, config=read) == value, key
 
 
 def test_a_local_cluster_left_without_workers_fails_its_tasks_instead_of_waiting() -> None:

@@ -56,6 +56,7 @@ def test_the_gpu_group_holds_a_gpu_and_advertises_it_to_dask() -> None:
     assert _container(cluster, "scheduler")["args"][:2] == ["dask", "scheduler"]
     env = {e["name"]: e["value"] for e in cpu["env"]}
     assert env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] == "2"
+    assert env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] == "False"
 
 
 def test_the_data_claim_is_mounted_in_every_worker() -> None:

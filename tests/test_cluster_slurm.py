@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from distributed.security import Security
 
-from lensflow.cluster import connect
+from lensflow.cluster import WORKER_MALLOC, connect, dask_environment, dask_settings
 from lensflow.cluster_config import ClusterConfig
 from lensflow.cluster_slurm import (
     JOB_NAME,
@@ -61,6 +61,16 @@ def test_the_job_script_carries_every_setting(tmp_path: Path) -> None:
     assert words[words.index("--resources") + 1] == "GPU=1"
     assert words[words.index("--nthreads") + 1] == "4"
     assert words[words.index("--local-directory") + 1] == str(tmp_path / "spill")
+
+
+def test_the_workers_get_lensflows_dask_settings_and_malloc_thresholds(tmp_path: Path) -> None:
+    config = _gpu_jobs(tmp_path, processes=1)
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in job_script(config).splitlines()
+        if line.startswith("export ")
+    )
+    assert exports == {**dask_environment(dask_settings(config)), **WORKER_MALLOC}
 
 
 def test_the_printed_script_is_the_one_a_slurm_cluster_submits(tmp_path: Path) -> None:
