@@ -8,6 +8,11 @@ cut, the photometry features and the ONNX gate, zarr slab reads of the survivors
 ONNX members and one Parquet file of scored rows. The funnel counts (rows read,
 after cuts, after photometry, candidates) must be identical. Interleaved (benchmarks.common).
 
+A third pipeline says where lensflow's time goes: lensflow's own stage functions
+(`scan_partitions`: its checks, digests, atomic writes and markers) run in the bare
+pipeline's processes, dealt the same way, without Dask; it is interleaved with the bare
+pipeline again. Its ratio is the stages' cost; the rest of run_scan's is the driver and Dask.
+
 Skies (benchmarks.skies): 30k, 150k (the demo's), 300k and 1 M sources as simulated (~30
 partitions), with the demo's rows per partition (-1: ~5,400 rows each, so the partitions grow
 in number with the sky, as hats-import's threshold makes them) and re-partitioned into ~3,000.
@@ -61,7 +66,9 @@ from lensflow.ensemble import DEFAULT_BATCH, ensemble_score
 from lensflow.photometry import PHOTOMETRY_BATCH
 from lensflow.registry import ModelManifest, load_manifest
 from lensflow.scan import run_scan
+from lensflow.scan.stages import scan_partitions
 from lensflow.scan.state import funnel_totals, read_markers
+from lensflow.sky import PlainPixel
 
 SOURCES = (30_000, 150_000, 300_000, 1_000_000)
 DEMO_SIZED = -1  # as many partitions as hold the demo's rows per partition
@@ -74,6 +81,14 @@ NOTE = (
     "(largest first, to the least loaded), while lensflow's scheduler hands each free worker "
     "the next task; with few partitions of unequal cost the static split can leave one "
     "process finishing alone."
+)
+STAGES = (
+    "stages without Dask: lensflow's stage functions (scan_partitions: the read with its schema "
+    "and pixel checks, the input files' digests, the gate, the cutouts, the members, the "
+    "candidate file and the marker, each written temp + fsync + rename + folder fsync) in the "
+    "bare pipeline's processes, dealt as the bare pipeline deals, interleaved with it again. "
+    "What run_scan loses beyond that ratio is the driver (checks, manifest, HATS metadata) "
+    "and Dask (scheduling, the scheduler and client on the same cores)."
 )
 WORKERS = 2
 FUNNEL = ("rows_read", "rows_after_cuts", "rows_after_photometry", "candidates")
@@ -89,6 +104,7 @@ class SkyResult:
     timing: Interleaved
     funnel: tuple[int, ...]
     cores: int
+    stages: Interleaved | None = None  # lensflow's stages without Dask (A) against bare (B)
 
     def per_core(self, seconds: float) -> float:
         return self.sources / seconds / self.cores
@@ -120,6 +136,18 @@ def _run(session: ort.InferenceSession, inputs: np.ndarray, batch: int) -> np.nd
     return np.concatenate(out).reshape(-1).astype(np.float32) if out else np.empty(0, np.float32)
 
 
+def dealt(sizes: dict[Any, int], share: int, shares: int) -> list[Any]:
+    """Share k of `shares`: the partitions dealt largest first to the least loaded share."""
+    loads = [0] * shares
+    mine = []
+    for pixel in sorted(sizes, key=lambda p: -sizes[p]):
+        k = loads.index(min(loads))
+        loads[k] += sizes[pixel]
+        if k == share:
+            mine.append(pixel)
+    return mine
+
+
 def bare_pipeline(
     config: ScanConfig, manifest: ModelManifest, *, threads: int
 ) -> Callable[..., tuple[int, int, int, int]]:
@@ -148,19 +176,9 @@ def bare_pipeline(
         ensemble_threshold = manifest.ensemble.threshold
     store: Any = zarr.open_group(str(config.cutouts.path), mode="r")
 
-    def dealt(share: int, shares: int) -> list[Any]:
-        loads = [0] * shares
-        mine = []
-        for pixel in sorted(files, key=lambda p: -sizes[p]):
-            k = loads.index(min(loads))
-            loads[k] += sizes[pixel]
-            if k == share:
-                mine.append(pixel)
-        return mine
-
     def run(out: Path, share: int = 0, shares: int = 1) -> tuple[int, int, int, int]:
         read = after_cuts = after_photometry = candidates = 0
-        for pixel in dealt(share, shares):
+        for pixel in dealt(sizes, share, shares):
             paths = files[pixel]
             batches = []
             for path in paths:
@@ -205,16 +223,44 @@ def bare_pipeline(
     return run
 
 
-_BARE: dict[str, Callable[..., tuple[int, int, int, int]]] = {}
+_BARE: dict[str, Any] = {}
 
 
-def _start_bare(config: ScanConfig, manifest: ModelManifest) -> None:
-    """A bare process's initializer: its one-thread sessions and partition files, once."""
+def _start_bare(config: ScanConfig, manifest: ModelManifest, scratch: str) -> None:
+    """A bare process's initializer: its one-thread sessions and partition files, once; and
+    lensflow's stage context, writing into a folder of this process's own under `scratch`."""
+    from lensflow import sessions
+    from lensflow.scan.run import build_context
+
     _BARE["run"] = bare_pipeline(config, manifest, threads=1)
+    sessions._worker_threads = lambda: 1  # one-thread sessions, as in a one-thread worker
+    out = Path(scratch) / f"stages-{uuid.uuid4().hex[:8]}"
+    context = build_context(
+        config.model_copy(update={"output": config.output.model_copy(update={"path": out})}),
+        lock=False,
+    )
+    catalog = context.catalog
+    _BARE["stages"] = context.stages()
+    _BARE["sizes"] = {
+        PlainPixel(p.order, p.pixel): sum(
+            pq.ParquetFile(f).metadata.num_rows for f in partition_files(catalog, p)
+        )
+        for p in catalog.pixels
+    }
 
 
 def _bare_share(out: str, share: int, shares: int) -> tuple[int, int, int, int]:
-    return _BARE["run"](Path(out), share, shares)
+    result: tuple[int, int, int, int] = _BARE["run"](Path(out), share, shares)
+    return result
+
+
+def _stages_share(share: int, shares: int) -> tuple[int, int, int, int]:
+    """lensflow's stages over share k of the partitions, in this process, without Dask."""
+    pixels = dealt(_BARE["sizes"], share, shares)
+    results = scan_partitions(pixels, context=_BARE["stages"])
+    totals = funnel_totals([r.marker for r in results])
+    read, cuts, photometry, candidates = (int(totals[k]) for k in FUNNEL)
+    return read, cuts, photometry, candidates
 
 
 def bench_sky(
@@ -232,10 +278,15 @@ def bench_sky(
     )
     manifest = load_manifest(config.models.manifest)
     cores = sum(w["nthreads"] for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    stage_scratch = scratch / "stages"
+    stage_scratch.mkdir()
     pool = ProcessPoolExecutor(
-        cores, mp_context=get_context("spawn"), initializer=_start_bare, initargs=(config, manifest)
+        cores,
+        mp_context=get_context("spawn"),
+        initializer=_start_bare,
+        initargs=(config, manifest, str(stage_scratch)),
     )
-    funnels: dict[str, set[tuple[int, ...]]] = {"lensflow": set(), "bare": set()}
+    funnels: dict[str, set[tuple[int, ...]]] = {"lensflow": set(), "bare": set(), "stages": set()}
 
     def fresh() -> Path:
         folder = scratch / uuid.uuid4().hex[:8]
@@ -255,17 +306,22 @@ def bench_sky(
         shares = list(pool.map(_bare_share, [out] * cores, range(cores), [cores] * cores))
         funnels["bare"].add(tuple(sum(counts) for counts in zip(*shares, strict=True)))
 
+    def stages_run() -> None:
+        shares = list(pool.map(_stages_share, range(cores), [cores] * cores))
+        funnels["stages"].add(tuple(sum(counts) for counts in zip(*shares, strict=True)))
+
     try:
         timing = interleave(lensflow, bare_run, rounds=rounds)
+        stages = interleave(stages_run, bare_run, rounds=rounds)
     finally:
         pool.shutdown()
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir()
     assert len(funnels["lensflow"]) == 1, funnels
-    assert funnels["lensflow"] == funnels["bare"], funnels
+    assert funnels["lensflow"] == funnels["bare"] == funnels["stages"], funnels
     (funnel,) = funnels["bare"]
     partitions = len(open_catalog(config.catalog.path).pixels)
-    return SkyResult(sources, partitions, kind, timing, funnel, cores)
+    return SkyResult(sources, partitions, kind, timing, funnel, cores, stages)
 
 
 def demo_sized(sources: int) -> int:
@@ -298,6 +354,17 @@ TILED = (
 )
 
 
+def _stages_of(sky: dict[str, Any]) -> Interleaved | None:
+    if "stages_seconds" not in sky:  # a record from before the stages were timed alone
+        return None
+    return Interleaved(
+        tuple(sky["stages_seconds"]),
+        tuple(sky["stages_bare_seconds"]),
+        tuple(sky["stages_load_before"]),
+        tuple(sky["stages_load_after"]),
+    )
+
+
 def from_record(path: Path) -> tuple[list[SkyResult], list[str], int]:
     """The results (and skies missing, rounds) a previous run wrote to scan.json."""
     data = json.loads(path.read_text())
@@ -314,6 +381,7 @@ def from_record(path: Path) -> tuple[list[SkyResult], list[str], int]:
             ),
             funnel=tuple(s["funnel"]),
             cores=s["cores"],
+            stages=_stages_of(s),
         )
         for s in data["skies"]
     ]
@@ -409,10 +477,10 @@ def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None
         "",
         (
             "| sources | sky | partitions | rows/partition | run_scan s | bare s | rate ratio "
-            "| lensflow src/s/core | bare src/s/core | funnel: read / cuts / photometry / candidates "
-            "| load |"
+            "| stages without Dask: rate ratio | lensflow src/s/core | bare src/s/core "
+            "| funnel: read / cuts / photometry / candidates | load |"
         ),
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for r in sorted(results, key=lambda r: (r.series, r.sources)):
         t = r.timing
@@ -420,10 +488,14 @@ def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None
             f"| {r.sources:,} | {r.kind} | {r.partitions:,} | {r.sources / r.partitions:,.0f} "
             f"| {t.lensflow_median:.2f} "
             f"| {t.bare_median:.2f} "
-            f"| {t.ratio_cell(above=ABOVE)} | {r.per_core(t.lensflow_median):,.0f} "
+            f"| {t.ratio_cell(above=ABOVE)} "
+            f"| {r.stages.ratio_cell(above=ABOVE) if r.stages else 'not timed'} "
+            f"| {r.per_core(t.lensflow_median):,.0f} "
             f"| {r.per_core(t.bare_median):,.0f} | {' / '.join(f'{n:,}' for n in r.funnel)} "
             f"| {t.load_text()} |"
         )
+    if any(r.stages for r in results):
+        lines += ["", STAGES]
     if any(r.timing.noisy for r in results):
         lines += ["", NOTE]
     lines += linearity(results)
@@ -469,6 +541,17 @@ def report(results: list[SkyResult], missing: list[str], *, rounds: int) -> None
             "cores": r.cores,
             "load_before": list(r.timing.load_before),
             "load_after": list(r.timing.load_after),
+            **(
+                {
+                    "stages_seconds": list(r.stages.lensflow),
+                    "stages_bare_seconds": list(r.stages.bare),
+                    "stages_ratio": r.stages.ratio,
+                    "stages_load_before": list(r.stages.load_before),
+                    "stages_load_after": list(r.stages.load_after),
+                }
+                if r.stages
+                else {}
+            ),
         }
         for r in results
     ]
