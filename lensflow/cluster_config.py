@@ -3,13 +3,15 @@
 Kinds: `local` (a LocalCluster on 127.0.0.1, the default), `address` (an existing scheduler,
 the kind a `scheduler = "..."` alone means), `slurm` (dask-jobqueue: workers are batch jobs)
 and `kubernetes` (the Dask Kubernetes operator: a DaskCluster with a CPU worker group and a
-GPU worker group). None of it is part of a scan's fingerprint.
+GPU worker group). None of it is part of a scan's fingerprint. `dask_settings` is the Dask
+config every cluster lensflow starts or submits runs with (WORKER_SETTINGS, and WORKER_MALLOC
+in its workers' environment).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,3 +166,49 @@ class ClusterConfig(ClusterSection):
             )
         tls = None if self.tls is None else self.tls.resolved(base)
         return self.model_copy(update={"tls": tls, "slurm": slurm})
+
+
+WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "67108864"}
+"""glibc malloc settings of worker processes (bytes), in their environment before they start.
+
+Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 (distributed.nanny.pre-spawn-environ), which
+also pins glibc's mmap threshold at 128 KiB: each cutout slab read (3 MiB for 64 cutouts) then
+becomes a fresh mmap, page-faulted and unmapped again, and the zarr reads of a scan's
+survivors took 2.1 times as long. These are the ceilings glibc's own dynamic thresholds reach
+(allocations above 32 MiB are mapped; a free heap top above 64 MiB is returned), fixed.
+"""
+
+
+WORKER_SETTINGS: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,  # statistical profiler: every 10 ms
+    "distributed.admin.tick.interval": "1s",  # event-loop health check: every 20 ms
+    "distributed.admin.system-monitor.interval": "2s",  # CPU, memory, network: every 500 ms
+    "distributed.worker.memory.monitor-interval": "1s",  # memory limit checks: every 100 ms
+}
+"""Dask's background sampling in schedulers, nannies and workers, less often than its defaults.
+
+On the 2-core machine an idle LocalCluster of two workers used 0.14 cores with the defaults
+(after them) and 0.02 with these; interleaved on the demo sky, a scan took 8-9 % less time
+(median 1.105 s against 1.217 s, 12 rounds). The dashboard's Profile page stays empty unless
+[cluster] profile = true; a memory limit is enforced within a second instead of 0.1 s.
+"""
+
+
+def dask_settings(cluster: ClusterConfig) -> dict[str, Any]:
+    """The Dask config lensflow sets for a cluster's scheduler, nannies and workers."""
+    profile = {"distributed.worker.profile.enabled": True} if cluster.profile else {}
+    return {
+        "distributed.scheduler.allowed-failures": cluster.allowed_failures,
+        "distributed.worker.daemon": False,
+        **WORKER_SETTINGS,
+        **profile,
+    }
+
+
+def dask_environment(settings: dict[str, Any]) -> dict[str, str]:
+    """Dask config as the DASK_* variables a process started elsewhere (a pod, a job) reads."""
+    names = {}
+    for key, value in settings.items():
+        name = "DASK_" + "__".join(part.upper().replace("-", "_") for part in key.split("."))
+        names[name] = str(value)
+    return names

@@ -19,7 +19,12 @@ from typing import Any
 
 from distributed import Client
 
-from lensflow.cluster_config import ClusterConfig, KubernetesConfig
+from lensflow.cluster_config import (
+    ClusterConfig,
+    KubernetesConfig,
+    dask_environment,
+    dask_settings,
+)
 from lensflow.errors import ClusterError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -43,9 +48,7 @@ def _operator() -> Any:
 
 def _env(cluster: ClusterConfig) -> dict[str, str]:
     """Dask settings every pod gets: the scheduler's allowed failures, non-daemon workers,
-    Dask's background sampling as on every lensflow cluster (lensflow.cluster.dask_settings)."""
-    from lensflow.cluster import dask_environment, dask_settings
-
+    Dask's background sampling as on every lensflow cluster (dask_settings)."""
     return dask_environment(dask_settings(cluster))
 
 

@@ -20,8 +20,12 @@ from typing import Any
 
 from distributed import Client
 
-from lensflow.cluster import WORKER_MALLOC, dask_environment, dask_settings
-from lensflow.cluster_config import ClusterConfig
+from lensflow.cluster_config import (
+    WORKER_MALLOC,
+    ClusterConfig,
+    dask_environment,
+    dask_settings,
+)
 from lensflow.cluster_security import is_loopback, tls_security
 from lensflow.errors import ClusterError, ConfigError
 
