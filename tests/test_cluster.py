@@ -76,6 +76,19 @@ def test_dask_settings_read_back_from_the_environment_a_pod_or_job_gets() -> Non
         assert dask.config.get(key, config=read) == value, key
 
 
+def test_the_two_hosts_recipe_exports_what_lensflows_own_workers_get() -> None:
+    recipe = Path(__file__).parents[1] / "deploy" / "two-hosts.md"
+    exports = dict(
+        pair.split("=", 1)
+        for line in recipe.read_text().splitlines()
+        if line.startswith("export ")
+        for pair in line.removeprefix("export ").split()
+    )
+    wanted = {**dask_environment(dask_settings(ClusterConfig())), **WORKER_MALLOC}
+    wanted.pop("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES")  # the scheduler's, set above
+    assert exports == wanted
+
+
 def test_a_local_cluster_left_without_workers_fails_its_tasks_instead_of_waiting() -> None:
     config = ClusterConfig(n_workers=1, no_workers_timeout=1.0, dashboard=False)
     with local_cluster(config) as cluster, Client(cluster) as client:
