@@ -137,6 +137,14 @@ def _run(session: ort.InferenceSession, inputs: np.ndarray, batch: int) -> np.nd
     return np.concatenate(out).reshape(-1).astype(np.float32) if out else np.empty(0, np.float32)
 
 
+def partition_sizes(catalog: Any) -> dict[Any, int]:
+    """Rows per partition of an open catalog, from its files' footers, in the catalog's order."""
+    return {
+        p: sum(pq.ParquetFile(f).metadata.num_rows for f in partition_files(catalog, p))
+        for p in catalog.pixels
+    }
+
+
 def dealt(sizes: dict[Any, int], share: int, shares: int) -> list[Any]:
     """Share k of `shares`: the partitions dealt largest first to the least loaded share."""
     loads = [0] * shares
@@ -157,7 +165,7 @@ def bare_pipeline(
     into an output folder and returns its funnel counts."""
     catalog = open_catalog(config.catalog.path)
     files = {p: partition_files(catalog, p) for p in catalog.pixels}
-    sizes = {p: sum(pq.ParquetFile(f).metadata.num_rows for f in fs) for p, fs in files.items()}
+    sizes = partition_sizes(catalog)
     columns = config.catalog.columns
     mapped = columns.mapped()
     features = [mapped[name] for name in manifest.photometry.features]
@@ -240,14 +248,8 @@ def _start_bare(config: ScanConfig, manifest: ModelManifest, scratch: str) -> No
         config.model_copy(update={"output": config.output.model_copy(update={"path": out})}),
         lock=False,
     )
-    catalog = context.catalog
     _BARE["stages"] = context.stages()
-    _BARE["sizes"] = {
-        PlainPixel(p.order, p.pixel): sum(
-            pq.ParquetFile(f).metadata.num_rows for f in partition_files(catalog, p)
-        )
-        for p in catalog.pixels
-    }
+    _BARE["sizes"] = partition_sizes(context.catalog)
 
 
 def _bare_share(out: str, share: int, shares: int) -> tuple[int, int, int, int]:
@@ -257,7 +259,7 @@ def _bare_share(out: str, share: int, shares: int) -> tuple[int, int, int, int]:
 
 def _stages_share(share: int, shares: int) -> tuple[int, int, int, int]:
     """lensflow's stages over share k of the partitions, in this process, without Dask."""
-    pixels = dealt(_BARE["sizes"], share, shares)
+    pixels = [PlainPixel(p.order, p.pixel) for p in dealt(_BARE["sizes"], share, shares)]
     results = scan_partitions(pixels, context=_BARE["stages"])
     totals = funnel_totals([r.marker for r in results])
     read, cuts, photometry, candidates = (int(totals[k]) for k in FUNNEL)
