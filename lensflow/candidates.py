@@ -173,16 +173,9 @@ def finish_candidate_catalog(root: Path, pixels: Sequence[HealpixPixel]) -> int:
     """Write the HATS metadata over the partitions done so far; returns the total rows."""
     if not pixels:
         return 0
-    total = sum(int(pq.ParquetFile(leaf_path(root, p)).metadata.num_rows) for p in pixels)
-    write_catalog_metadata(
-        root,
-        name=CATALOG_NAME,
-        pixels=pixels,
-        ra_column="ra",
-        dec_column="dec",
-        total_rows=total,
+    return write_catalog_metadata(
+        root, name=CATALOG_NAME, pixels=pixels, ra_column="ra", dec_column="dec"
     )
-    return total
 
 
 def read_candidates(root: Path, pixels: Sequence[HealpixPixel]) -> pa.Table:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -324,16 +325,19 @@ def check_file_schema(
         raise CatalogError(f"{where}: not a readable Parquet file ({exc})") from exc
     found = parquet.schema_arrow
     names = found.names
+    counts = Counter(names)
+    types = dict(zip(names, found.types, strict=True))
+    expected = dict(zip(schema.names, schema.types, strict=True))
     for name in columns:
-        count = names.count(name)
+        count = counts[name]
         if count == 0:
             raise MissingColumnError(
                 f"{where}: no column {name!r}; the file has {sorted(set(names))}"
             )
         if count > 1:
             raise SchemaError(f"{where}: column {name!r} appears {count} times")
-        expected_type = schema.field(name).type if name in schema.names else None
-        actual_type = found.field(name).type
+        expected_type = expected.get(name)
+        actual_type = types[name]
         if expected_type is not None and actual_type != expected_type:
             raise SchemaError(
                 f"{where}: column {name!r} is {actual_type}, the catalog's schema says "

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -232,7 +232,9 @@ def dashboard_link(client: Client) -> str | None:
         return None
 
 
-def has_gpu_workers(client: Client) -> bool:
-    """True when some worker advertises a GPU resource (`--resources GPU=1`)."""
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers)
+def has_gpu_workers(workers: Client | Mapping[str, Any]) -> bool:
+    """True when some worker advertises a GPU resource (`--resources GPU=1`): the client's, or
+    those of a scheduler_info()["workers"] already fetched."""
+    if isinstance(workers, Client):
+        workers = workers.scheduler_info(n_workers=-1)["workers"]
+    return any(w.get("resources", {}).get("GPU", 0) > 0 for w in workers.values())

@@ -38,11 +38,12 @@ def write_catalog_metadata(
     pixels: Sequence[HealpixPixel],
     ra_column: str,
     dec_column: str,
-    total_rows: int,
-) -> None:
+    total_rows: int | None = None,
+) -> int:
     """Write partition_info.csv, dataset/_metadata, _common_metadata and hats.properties.
 
-    The leaves must already be in place.
+    The leaves must already be in place. total_rows None: the rows of the leaves' footers, as
+    hats counts them while it writes _metadata. Returns the total rows.
     """
     from hats.catalog import PartitionInfo, TableProperties
     from hats.io import paths
@@ -50,7 +51,8 @@ def write_catalog_metadata(
 
     partition_info = PartitionInfo.from_healpix(sorted(pixels))
     partition_info.write_to_file(paths.get_partition_info_pointer(root))
-    write_parquet_metadata(root)
+    counted = write_parquet_metadata(root)
+    total_rows = counted if total_rows is None else total_rows
     properties = TableProperties(
         catalog_name=name,
         catalog_type="object",
@@ -63,3 +65,4 @@ def write_catalog_metadata(
         moc_sky_fraction=f"{partition_info.calculate_fractional_coverage():0.5f}",
     )
     properties.to_properties_file(root)
+    return int(total_rows)

@@ -33,6 +33,7 @@ them scores the mean of the members, as manifests always did. A manifest is read
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 from importlib import resources
 from pathlib import Path
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lensflow.config import Precision, problems, read_toml
 from lensflow.errors import ConfigError, ModelMismatchError
-from lensflow.io import canonical_hash, file_digest
+from lensflow.io import canonical_hash
 
 
 class _Frozen(BaseModel):
@@ -259,26 +260,28 @@ def verify_hash(path: Path, expected: str) -> None:
         raise ModelMismatchError(f"{path}: only .onnx model files are loaded (never pickles)")
     if not path.is_file():
         raise ModelMismatchError(f"{path}: model file missing")
-    actual = file_digest(path)
+    data = path.read_bytes()  # one read for the digest and the format check
+    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise ModelMismatchError(
             f"{path}: sha256 {actual} does not match the manifest's {expected}; "
             "re-export the model or update the manifest"
         )
-    check_onnx_file(path)
+    check_onnx_file(path, data)
 
 
 _MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
 """ModelProto's top-level fields (onnx.proto) and their protobuf wire types (0 varint, 2 bytes)."""
 
 
-def check_onnx_file(path: Path) -> None:
+def check_onnx_file(path: Path, data: bytes | None = None) -> None:
     """Refuse a file that is not an ONNX model (ModelMismatchError naming it), before loading.
 
     Walks the top-level protobuf fields of ModelProto: each must be one of its fields with the
     right wire type and length, and ir_version and graph must be there. Payloads are skipped.
+    `data`: the file's bytes, where the caller has read them.
     """
-    data = Path(path).read_bytes()
+    data = Path(path).read_bytes() if data is None else data
     seen: set[int] = set()
     at = 0
     problem = None

@@ -64,9 +64,10 @@ def test_a_written_catalog_opens_in_hats_lsdb_and_lensflow(tmp_path: Path) -> No
             {"id": ids[rows], "ra": ra[rows], "dec": dec[rows], "_healpix_29": index[rows]}
         )
         write_parquet(leaf_path(root, pixel), table)
-    write_catalog_metadata(
-        root, name="written", pixels=pixels, ra_column="ra", dec_column="dec", total_rows=ra.size
+    total = write_catalog_metadata(
+        root, name="written", pixels=pixels, ra_column="ra", dec_column="dec"
     )
+    assert total == ra.size, "no total given: the leaves' rows, counted from their footers"
 
     import hats
 

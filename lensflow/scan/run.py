@@ -327,11 +327,13 @@ def _run_chains(
             context.manifest, cutouts=context.config.cutouts.path, modelling=context.modelling
         )
         logger.info("workers warmed in %.2f s", warm_workers(client, plugin))
-    gpu = has_gpu_workers(client)
+    workers = client.scheduler_info(n_workers=-1)["workers"]
+    gpu = has_gpu_workers(workers)
     resources = {"GPU": 1} if gpu else None
     if gpu:
         logger.info("GPU workers present: the ensemble step asks for GPU=1")
-    queue = list(reversed(chain_groups(client, context, todo, alone=limit is not None)))
+    threads = sum(int(w.get("nthreads", 1)) for w in workers.values())
+    queue = list(reversed(chain_groups(context, todo, threads=threads, alone=limit is not None)))
     limit = limit or context.config.cluster.max_in_flight
     lost: list[HealpixPixel] = []
     group_of: dict[str, list[HealpixPixel]] = {}
@@ -371,8 +373,9 @@ def _run_chains(
             group = group_of.pop(future.key)
             chains.pop(future.key, None)
             try:
-                outcome: list[PartitionResult] = future.result()
-                results = [replace(r, pixel=p) for r, p in zip(outcome, group, strict=True)]
+                results = chain_outcomes(
+                    future, group, output=context.output, fingerprint=context.fingerprint
+                )
             except Exception as exc:  # noqa: BLE001  KilledWorker or a crashed task: record, go on
                 if client.status != "running":  # the scheduler is gone: no chain can finish
                     raise ClusterError(
@@ -402,3 +405,21 @@ def _run_chains(
         client.cancel([f for chain in chains.values() for f in chain])
         raise
     return failed, lost
+
+
+def chain_outcomes(
+    future: Future[Any], group: list[HealpixPixel], *, output: Path, fingerprint: str
+) -> list[PartitionResult]:
+    """A chain's outcomes, pixel by pixel: the markers it wrote into the scan folder `output`.
+
+    A finished chain's result stays on its worker, unfetched: its markers say the same, and
+    reading them costs the driver and the workers no messages. Where one is missing or not of
+    this scan's `fingerprint` (a folder the driver sees late), its result is fetched; a chain
+    that failed raises its error.
+    """
+    if future.status == "finished":
+        markers = [read_marker(output, p) for p in group]
+        if all(m is not None and m.fingerprint == fingerprint for m in markers):
+            return [PartitionResult(p, m) for p, m in zip(group, markers, strict=True) if m]
+    outcome: list[PartitionResult] = future.result()
+    return [replace(r, pixel=p) for r, p in zip(outcome, group, strict=True)]

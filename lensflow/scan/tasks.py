@@ -19,8 +19,6 @@ import pyarrow.parquet as pq
 from lensflow.locations import remote
 
 if TYPE_CHECKING:
-    from distributed import Client
-
     from lensflow.catalog import Catalog
     from lensflow.scan.stages import ScanContext
     from lensflow.sky import HealpixPixel
@@ -93,9 +91,10 @@ def task_groups(
 
 
 def chain_groups(
-    client: Client, context: ScanContext, todo: list[HealpixPixel], *, alone: bool
+    context: ScanContext, todo: list[HealpixPixel], *, threads: int, alone: bool
 ) -> list[list[HealpixPixel]]:
-    """Tasks for the pending pixels; at least four per worker thread while pixels last.
+    """Tasks for the pending pixels; at least four per worker thread (of the cluster's
+    `threads`) while pixels last.
 
     The largest tasks (by the catalog's row counts) come first, so the scan does not end with
     one worker busy on a large partition while the others wait.
@@ -103,8 +102,7 @@ def chain_groups(
     rows_per_task = context.config.cluster.rows_per_task
     if alone or rows_per_task == 0 or len(todo) < 2:
         return [[pixel] for pixel in todo]
-    workers = client.scheduler_info(n_workers=-1)["workers"].values()
-    threads = max(1, sum(int(w.get("nthreads", 1)) for w in workers))
+    threads = max(1, threads)
     rows = partition_rows(context.catalog)
     groups = task_groups(
         todo,

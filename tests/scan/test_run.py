@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -28,8 +30,8 @@ from lensflow.errors import ModelMismatchError, PixelError
 from lensflow.io import file_digest
 from lensflow.layout import leaf_path
 from lensflow.scan import PartitionResult, rerun_scan, run_scan
-from lensflow.scan.run import remove_stale_temporaries
-from lensflow.scan.state import read_markers
+from lensflow.scan.run import chain_outcomes, remove_stale_temporaries
+from lensflow.scan.state import marker_path, read_marker, read_markers
 from lensflow.simulate.mock_sky import MockSky
 from lensflow.sky import HealpixPixel, pixel_key
 from lensflow.testing import (
@@ -127,6 +129,37 @@ def test_progress_is_reported_once_per_partition(
     finished = [result for _, _, result in calls[1:]]
     assert all(r is not None and r.ok for r in finished)
     assert {r.pixel for r in finished if r is not None} == set(chosen)
+
+
+def test_a_finished_chain_is_read_from_its_markers_and_its_result_only_where_one_is_missing(
+    scanned: Path, mock_sky: MockSky, dask_client: Client, tmp_path: Path
+) -> None:
+    folder = Path(shutil.copytree(scanned, tmp_path / "scan"))
+    group = list(mock_sky.pixels[:2])
+    on_disk = [read_marker(folder, p) for p in group]
+    assert all(m is not None for m in on_disk)
+    fingerprint = on_disk[0].fingerprint  # type: ignore[union-attr]
+    # The chain's own result differs from its markers only by the worker it names.
+    returned = [
+        PartitionResult(p, dataclasses.replace(m, worker="the result"))  # type: ignore[type-var]
+        for p, m in zip(group, on_disk, strict=True)
+    ]
+    future = dask_client.submit(lambda: returned, pure=False)
+    future.result()
+
+    outcomes = chain_outcomes(future, group, output=folder, fingerprint=fingerprint)
+    assert [r.marker for r in outcomes] == on_disk and [r.pixel for r in outcomes] == group
+
+    marker_path(folder, group[1]).unlink()
+    outcomes = chain_outcomes(future, group, output=folder, fingerprint=fingerprint)
+    assert [r.marker.worker for r in outcomes] == ["the result"] * 2, "a marker missing"
+    shutil.copy(marker_path(scanned, group[1]), marker_path(folder, group[1]))
+    outcomes = chain_outcomes(future, group, output=folder, fingerprint="another scan")
+    assert [r.marker.worker for r in outcomes] == ["the result"] * 2, "markers of another scan"
+
+    failing = dask_client.submit(lambda: 1 / 0, pure=False)
+    with pytest.raises(ZeroDivisionError):
+        chain_outcomes(failing, group, output=folder, fingerprint=fingerprint)
 
 
 @pytest.mark.faults

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from distributed import Client
@@ -25,6 +26,7 @@ from lensflow.scan.stages import (
     ScanContext,
     Survivors,
     classify_partition,
+    feature_values,
     select_partition,
 )
 from lensflow.scan.state import read_marker, read_markers
@@ -174,6 +176,22 @@ def test_unusable_rows_are_counted_by_reason(
     assert survivors.rejected == {"bad_coordinates": 3, "missing_magnitude": 2, "outside_pixel": 1}
     assert set(survivors.table["id"].to_pylist()) <= set(ids[:2].tolist())
     assert np.isfinite(survivors.table["photometry_score"].to_numpy()).all()
+
+
+def test_feature_columns_become_float32_with_nan_for_nulls() -> None:
+    chunked = [
+        pa.chunked_array([pa.array([1.5, None], pa.float64()), pa.array([2.25], pa.float64())]),
+        pa.chunked_array([pa.array([3, None, 7], pa.int32())]),
+        pa.chunked_array([pa.array([True, None, False])]),
+        pa.chunked_array([pa.array(["0.5", None, "4"])]),
+    ]
+    for column in chunked:
+        values = feature_values(column)
+        expected = pc.fill_null(column.cast(pa.float32()), np.nan).to_numpy()
+        assert values.dtype == np.float32
+        np.testing.assert_array_equal(values, expected)
+    assert np.isnan(feature_values(chunked[1])[1]), "a null integer is NaN, not 0"
+    assert feature_values(pa.chunked_array([], pa.float32())).shape == (0,)
 
 
 @pytest.mark.faults
