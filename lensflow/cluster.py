@@ -32,6 +32,7 @@ from lensflow.cluster_config import (
     ClusterConfig,
     dask_environment,
     dask_settings,
+    sampling_settings,
 )
 from lensflow.cluster_security import (
     check_scheduler_address,
@@ -162,7 +163,8 @@ def local_cluster(cluster: ClusterConfig) -> LocalCluster:
     """A LocalCluster of worker processes bound to 127.0.0.1 (dashboard on localhost only).
 
     With [cluster.tls], scheduler, workers and client talk tls:// with its certificates. The
-    workers start with WORKER_MALLOC in their environment. Nannies restart a dead worker
+    workers start with WORKER_MALLOC in their environment, and scheduler, nannies and workers
+    with lensflow's sampling settings (sampling_settings). Nannies restart a dead worker
     within seconds, so a cluster left with no worker for `no_workers_timeout` seconds will
     not get one back: its tasks fail then (a batch cluster's workers may queue for hours, so
     this is for local clusters only).
@@ -171,7 +173,7 @@ def local_cluster(cluster: ClusterConfig) -> LocalCluster:
     if cluster.tls is not None:
         tls = {"protocol": "tls", "security": tls_security(cluster.tls)}
     idle = {"distributed.scheduler.no-workers-timeout": f"{cluster.no_workers_timeout}s"}
-    with worker_environment(), dask.config.set(idle):
+    with worker_environment(), dask.config.set({**sampling_settings(cluster), **idle}):
         return LocalCluster(
             n_workers=cluster.n_workers,
             threads_per_worker=cluster.threads_per_worker,
@@ -216,11 +218,10 @@ STARTERS: dict[str, Callable[..., AbstractContextManager[Client]]] = {
 @contextmanager
 def connect(cluster: ClusterConfig, *, insecure: bool = False) -> Iterator[Client]:
     """A Client on the cluster [cluster] describes: started here, submitted, or joined."""
-    settings = {
-        **dask_settings(cluster),
-        **{f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_MALLOC.items()},
-    }
-    with dask.config.set(settings), STARTERS[cluster.kind_name](cluster, insecure=insecure) as c:
+    with (
+        dask.config.set(dask_settings(cluster)),
+        STARTERS[cluster.kind_name](cluster, insecure=insecure) as c,
+    ):
         yield c
 
 

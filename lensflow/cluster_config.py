@@ -194,14 +194,18 @@ On the 2-core machine an idle LocalCluster of two workers used 0.14 cores with t
 """
 
 
+def sampling_settings(cluster: ClusterConfig) -> dict[str, Any]:
+    """WORKER_SETTINGS, with the profiler on where [cluster] profile asks for it."""
+    profile = {"distributed.worker.profile.enabled": True} if cluster.profile else {}
+    return {**WORKER_SETTINGS, **profile}
+
+
 def dask_settings(cluster: ClusterConfig) -> dict[str, Any]:
     """The Dask config lensflow sets for a cluster's scheduler, nannies and workers."""
-    profile = {"distributed.worker.profile.enabled": True} if cluster.profile else {}
     return {
         "distributed.scheduler.allowed-failures": cluster.allowed_failures,
         "distributed.worker.daemon": False,
-        **WORKER_SETTINGS,
-        **profile,
+        **sampling_settings(cluster),
     }
 
 

@@ -29,6 +29,7 @@ from lensflow.cluster import (
 from lensflow.config import ClusterConfig
 from lensflow.errors import EXIT_UNAVAILABLE, ClusterError, ConfigError
 from lensflow.simulate.mock_sky import MockSky
+from lensflow.testing import loopback_cluster
 
 pytestmark = pytest.mark.security
 
@@ -67,6 +68,19 @@ def test_workers_sample_in_the_background_less_often_and_profile_only_when_asked
     with connect(ClusterConfig(n_workers=1, dashboard=False, profile=True)) as client:
         client.submit(_busy, 0.5, pure=False).result()
         assert client.profile()["count"] > 10
+
+
+def test_a_local_cluster_started_without_connect_samples_as_lensflows_clusters_do() -> None:
+    # Test clusters (loopback_cluster) and a driver's own local_cluster: the same settings.
+    # The workers keep the config they started with; this process's scheduler read it then.
+    with loopback_cluster(n_workers=1) as cluster, Client(cluster) as client:
+        for key, value in WORKER_SETTINGS.items():
+            assert set(client.run(dask.config.get, key).values()) == {value}, key
+        callbacks = cluster.scheduler.periodic_callbacks
+        assert callbacks["tick"].callback_time == 1_000, "ms, distributed.admin.tick.interval"
+        assert callbacks["monitor"].callback_time == 2_000, "ms, system-monitor.interval"
+        client.submit(_busy, 0.5, pure=False).result()
+        assert client.profile()["count"] == 0, "the profiler sampled a task"
 
 
 def test_dask_settings_read_back_from_the_environment_a_pod_or_job_gets() -> None:
