@@ -5,8 +5,10 @@ processes), started once, each round into a fresh output folder. Bare: the same 
 bare libraries in as many one-thread processes (a process pool, started once), the partitions
 shared out largest first: for each partition a pyarrow read of the same columns with the same
 cut, the photometry features and the ONNX gate, zarr slab reads of the survivors' cutouts, the
-ONNX members and one Parquet file of scored rows. The funnel counts (rows read,
-after cuts, after photometry, candidates) must be identical. Interleaved (benchmarks.common).
+ONNX members and one Parquet file of scored rows, with ONNX Runtime and Zarr set up as
+lensflow's workers set them up (one intra-op thread, no spinning; one Zarr read thread per
+process). The funnel counts (rows read, after cuts, after photometry, candidates) must be
+identical. Interleaved (benchmarks.common).
 
 A third pipeline says where lensflow's time goes: lensflow's own stage functions
 (`scan_partitions`: its checks, digests, atomic writes and markers) run in the bare
@@ -241,6 +243,9 @@ def _start_bare(config: ScanConfig, manifest: ModelManifest, scratch: str) -> No
     from lensflow import sessions
     from lensflow.scan.run import build_context
 
+    # The libraries configured as lensflow's one-thread workers configure them (its warm-up
+    # plugin sets Zarr's read threads; the sessions take lensflow's options): the same work.
+    zarr.config.set({"threading.max_workers": 1})
     _BARE["run"] = bare_pipeline(config, manifest, threads=1)
     sessions._worker_threads = lambda: 1  # one-thread sessions, as in a one-thread worker
     out = Path(scratch) / f"stages-{uuid.uuid4().hex[:8]}"

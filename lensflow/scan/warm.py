@@ -3,7 +3,8 @@
 The driver registers `WarmStages` before it submits the graph. Dask runs its `setup` on every
 worker at registration and on each worker that joins later, so a partition's first task finds
 the stage modules imported and the sessions of the scan's models open in the worker's session
-cache (`lensflow.sessions`), with the worker's thread count, as the tasks will ask for them.
+cache (`lensflow.sessions`), with the worker's thread count, as the tasks will ask for them;
+Zarr reads on as many threads as the worker has (lensflow.cutouts.limit_io_threads).
 Registering it again (the next scan on the same cluster) costs little: imports and sessions are
 cached per process. Workers started for scans alone can do the imports as they start:
 `dask worker --preload lensflow.scan.warm` (see `dask_setup`).
@@ -35,7 +36,8 @@ pyarrow.dataset and pandas: 0.3 s that a worker's first partition paid)."""
 
 
 class WarmStages(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped here
-    """Imports the stage modules, opens the models' sessions and the cutout store on a worker.
+    """Imports the stage modules, opens the models' sessions and the cutout store on a worker,
+    and sets Zarr's read threads to the worker's.
 
     models: (path, sha256) of each ONNX file the scan runs; cutouts: the scan's cutout store.
     A failure here is logged, never raised: the tasks meet the same problem and report it per
@@ -59,9 +61,10 @@ class WarmStages(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped 
             spatial_index(np.zeros(1), np.zeros(1))  # imports and first call of the pixel math
             for path, sha256 in self.models:
                 load_session(path, sha256, int(worker.state.nthreads))
-            if self.cutouts is not None:
-                from lensflow.cutouts import open_root
+            from lensflow.cutouts import limit_io_threads, open_root
 
+            limit_io_threads(int(worker.state.nthreads))
+            if self.cutouts is not None:
                 open_root(str(self.cutouts))
         except Exception as exc:  # noqa: BLE001  an optimisation only: the tasks say what is wrong
             logger.warning("warming worker %s failed: %s", worker.address, exc)

@@ -119,6 +119,25 @@ def test_a_warmed_worker_gives_the_tasks_its_sessions(
     assert all(modules.values())
 
 
+def _zarr_read_threads() -> tuple[object, int]:
+    import threading
+
+    import zarr
+
+    pool = [t for t in threading.enumerate() if t.name.startswith(("zarr_pool", "asyncio_"))]
+    return zarr.config.get("threading.max_workers"), len(pool)
+
+
+def test_a_scans_workers_read_zarr_on_as_many_threads_as_they_have(
+    mock_sky: MockSky, tmp_path: Path
+) -> None:
+    with loopback_cluster(n_workers=1) as cluster, Client(cluster) as client:
+        assert run_scan(sky_config(mock_sky, tmp_path / "scan"), client=client).failed == 0
+        [(limit, threads)] = client.run(_zarr_read_threads).values()
+    assert limit == 1, "the worker's one thread"
+    assert threads == 1, "one Zarr read thread, not asyncio's default pool of cores + 4"
+
+
 def test_a_failed_warm_up_is_only_logged_and_the_scan_still_runs(
     mock_sky: MockSky, dask_client: Client, tmp_path: Path
 ) -> None:
