@@ -51,6 +51,9 @@ class WarmStages(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped 
     def setup(self, worker: Any) -> None:
         start = time.perf_counter()
         try:
+            from lensflow.cutouts import limit_io_threads, open_root
+
+            limit_io_threads(int(worker.state.nthreads))  # before anything below can fail
             for module in STAGE_MODULES:
                 importlib.import_module(module)
             import numpy as np
@@ -61,9 +64,6 @@ class WarmStages(WorkerPlugin):  # type: ignore[misc]  # distributed is untyped 
             spatial_index(np.zeros(1), np.zeros(1))  # imports and first call of the pixel math
             for path, sha256 in self.models:
                 load_session(path, sha256, int(worker.state.nthreads))
-            from lensflow.cutouts import limit_io_threads, open_root
-
-            limit_io_threads(int(worker.state.nthreads))
             if self.cutouts is not None:
                 open_root(str(self.cutouts))
         except Exception as exc:  # noqa: BLE001  an optimisation only: the tasks say what is wrong

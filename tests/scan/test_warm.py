@@ -132,6 +132,10 @@ def test_a_scans_workers_read_zarr_on_as_many_threads_as_they_have(
     mock_sky: MockSky, tmp_path: Path
 ) -> None:
     with loopback_cluster(n_workers=1) as cluster, Client(cluster) as client:
+        broken = WarmStages(((tmp_path / "absent.onnx", "0" * 64),), tmp_path / "absent.zarr")
+        warm_workers(client, broken)
+        [(limit, _)] = client.run(_zarr_read_threads).values()
+        assert limit == 1, "set even by a warm-up that fails on its models"
         assert run_scan(sky_config(mock_sky, tmp_path / "scan"), client=client).failed == 0
         [(limit, threads)] = client.run(_zarr_read_threads).values()
     assert limit == 1, "the worker's one thread"
