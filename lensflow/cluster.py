@@ -33,6 +33,7 @@ from lensflow.cluster_config import (
     dask_environment,
     dask_settings,
     sampling_settings,
+    worker_environ,
 )
 from lensflow.cluster_security import (
     check_scheduler_address,
@@ -54,6 +55,7 @@ __all__ = [
     "is_loopback",
     "join",
     "local_cluster",
+    "worker_environ",
 ]
 
 logger = logging.getLogger(__name__)

@@ -209,6 +209,12 @@ def dask_settings(cluster: ClusterConfig) -> dict[str, Any]:
     }
 
 
+def worker_environ(cluster: ClusterConfig) -> dict[str, str]:
+    """What a worker process started elsewhere (a SLURM job, a pod, a host by hand) needs in
+    its environment: lensflow's Dask settings as DASK_* variables, and WORKER_MALLOC."""
+    return {**dask_environment(dask_settings(cluster)), **WORKER_MALLOC}
+
+
 def dask_environment(settings: dict[str, Any]) -> dict[str, str]:
     """Dask config as the DASK_* variables a process started elsewhere (a pod, a job) reads."""
     names = {}

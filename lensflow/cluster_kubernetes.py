@@ -19,12 +19,7 @@ from typing import Any
 
 from distributed import Client
 
-from lensflow.cluster_config import (
-    ClusterConfig,
-    KubernetesConfig,
-    dask_environment,
-    dask_settings,
-)
+from lensflow.cluster_config import ClusterConfig, KubernetesConfig, worker_environ
 from lensflow.errors import ClusterError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -47,9 +42,10 @@ def _operator() -> Any:
 
 
 def _env(cluster: ClusterConfig) -> dict[str, str]:
-    """Dask settings every pod gets: the scheduler's allowed failures, non-daemon workers,
-    Dask's background sampling as on every lensflow cluster (dask_settings)."""
-    return dask_environment(dask_settings(cluster))
+    """The environment every pod gets: the scheduler's allowed failures, non-daemon workers,
+    Dask's background sampling and the workers' malloc thresholds, as on every lensflow
+    cluster (worker_environ)."""
+    return worker_environ(cluster)
 
 
 def _resources(k8s: KubernetesConfig, *, gpu: bool) -> dict[str, dict[str, str]]:

@@ -20,12 +20,7 @@ from typing import Any
 
 from distributed import Client
 
-from lensflow.cluster_config import (
-    WORKER_MALLOC,
-    ClusterConfig,
-    dask_environment,
-    dask_settings,
-)
+from lensflow.cluster_config import ClusterConfig, worker_environ
 from lensflow.cluster_security import is_loopback, tls_security
 from lensflow.errors import ClusterError, ConfigError
 
@@ -63,8 +58,7 @@ def job_options(cluster: ClusterConfig, *, check: bool = True) -> dict[str, Any]
         "python": slurm.python,
         "interface": slurm.interface,
         "job_script_prologue": [
-            f"export {name}={shlex.quote(value)}"
-            for name, value in {**dask_environment(dask_settings(cluster)), **WORKER_MALLOC}.items()
+            f"export {name}={shlex.quote(value)}" for name, value in worker_environ(cluster).items()
         ],
     }
     if cluster.tls is not None:

@@ -25,6 +25,7 @@ from lensflow.cluster import (
     dask_settings,
     has_gpu_workers,
     local_cluster,
+    worker_environ,
 )
 from lensflow.config import ClusterConfig
 from lensflow.errors import EXIT_UNAVAILABLE, ClusterError, ConfigError
@@ -98,7 +99,7 @@ def test_the_two_hosts_recipe_exports_what_lensflows_own_workers_get() -> None:
         if line.startswith("export ")
         for pair in line.removeprefix("export ").split()
     )
-    wanted = {**dask_environment(dask_settings(ClusterConfig())), **WORKER_MALLOC}
+    wanted = worker_environ(ClusterConfig())
     wanted.pop("DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES")  # the scheduler's, set above
     assert exports == wanted
 

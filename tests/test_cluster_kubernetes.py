@@ -57,6 +57,7 @@ def test_the_gpu_group_holds_a_gpu_and_advertises_it_to_dask() -> None:
     env = {e["name"]: e["value"] for e in cpu["env"]}
     assert env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] == "2"
     assert env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] == "False"
+    assert env["MALLOC_TRIM_THRESHOLD_"] == "67108864", "not the nanny's 65536"
 
 
 def test_the_data_claim_is_mounted_in_every_worker() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from distributed.security import Security
 
-from lensflow.cluster import WORKER_MALLOC, connect, dask_environment, dask_settings
+from lensflow.cluster import connect, worker_environ
 from lensflow.cluster_config import ClusterConfig
 from lensflow.cluster_slurm import (
     JOB_NAME,
@@ -70,7 +70,7 @@ def test_the_workers_get_lensflows_dask_settings_and_malloc_thresholds(tmp_path:
         for line in job_script(config).splitlines()
         if line.startswith("export ")
     )
-    assert exports == {**dask_environment(dask_settings(config)), **WORKER_MALLOC}
+    assert exports == worker_environ(config)
 
 
 def test_the_printed_script_is_the_one_a_slurm_cluster_submits(tmp_path: Path) -> None:
